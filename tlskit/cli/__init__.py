@@ -11,7 +11,6 @@ import importlib
 import os
 import sys
 from functools import cached_property
-from pathlib import Path
 
 import click
 
@@ -54,7 +53,7 @@ class App:
 
         settings = config.load_settings(self.config_flag)
         if self.home_flag:
-            settings.apply_flags(config.TOP, {"home": str(Path(self.home_flag).expanduser().absolute())})
+            settings.apply_flags(config.TOP, {"home": self.home_flag})
         return settings
 
     @cached_property
@@ -155,6 +154,8 @@ def cli(ctx: click.Context, home, config_file, quiet, verbose, no_color, debug) 
     4 network, 5 TLS handshake or verification, 6 PKI.
     Shell completion: eval "$(_TLSKIT_COMPLETE=bash_source tlskit)" (zsh_source, fish_source).
     """
+    if home:
+        home = os.path.abspath(os.path.expanduser(home))
     ctx.obj = App(home=home, config=config_file, quiet=quiet, verbose=verbose, no_color=no_color, debug=debug)
 
 

@@ -10,6 +10,7 @@ import click
 
 from tlskit.cli import App
 from tlskit.cli.options import (
+    TlskitSubGroup,
     days_option,
     force_option,
     json_option,
@@ -51,7 +52,7 @@ def load_signing_ca(app: App, passphrase_file: Path | None):
     return store.load_ca(passphrase)
 
 
-@click.group()
+@click.group(cls=TlskitSubGroup)
 def ca() -> None:
     """Create and inspect the local certificate authority.
 
@@ -151,4 +152,5 @@ def show(app: App, as_json: bool) -> None:
 
         print_json({**info, "paths": paths, "encrypted": encrypted})
         return
-    app.ui.out.print(app.ui.cert_table(info, paths={**paths, "key encrypted": "yes" if encrypted else "no"}))
+    app.ui.out.print(app.ui.cert_table(info))
+    app.ui.print_paths({**paths, "key encrypted": "yes" if encrypted else "no"})

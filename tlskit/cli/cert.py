@@ -9,6 +9,7 @@ import click
 from tlskit.cli import App
 from tlskit.cli.ca import load_signing_ca
 from tlskit.cli.options import (
+    TlskitSubGroup,
     days_option,
     force_option,
     json_option,
@@ -18,7 +19,7 @@ from tlskit.cli.options import (
 )
 
 
-@click.group()
+@click.group(cls=TlskitSubGroup)
 def cert() -> None:
     """Issue, show, verify and list certificates.
 
@@ -126,13 +127,14 @@ def issue(app: App, names, key_type, days, client, server, csr, p12, p12_passwor
     app.ui.issued(info, files, str(backup) if backup else None)
 
 
-def _load_any(app: App, target: str, p12_password_file: Path | None):
-    """Certificates from a file (PEM, DER, PKCS#12) or a store NAME; leaf first."""
+def _load_any(app: App, target: str, p12_password_file: Path | None, *, chain: bool = False):
+    """Certificates from a file (PEM, DER, PKCS#12) or a store NAME (its leaf, or with ``chain`` leaf + CA)."""
     from tlskit import pki
 
     path = Path(target).expanduser()
     if not path.is_file():
-        path = app.store.resolve_cert(target).chain
+        paths = app.store.resolve_cert(target)
+        path = paths.chain if chain else paths.cert
     data = path.read_bytes()
     if path.suffix.lower() in (".p12", ".pfx"):
         _, certs = pki.load_pkcs12(data, read_secret_file(p12_password_file))
@@ -189,7 +191,7 @@ def verify_cmd(app: App, target: str, host, ca_file, purpose, as_json: bool) -> 
     """
     from tlskit import pki, verify
 
-    certs, _ = _load_any(app, target, None)
+    certs, _ = _load_any(app, target, None, chain=True)
     if ca_file is not None:
         roots = [c for c in pki.load_certs(ca_file.read_bytes(), what=str(ca_file)) if pki.is_ca(c)]
         if not roots:

@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 
 from tlskit.cli import App
-from tlskit.cli.options import force_option, json_option
+from tlskit.cli.options import TlskitSubGroup, force_option, json_option
 
 
-@click.group()
+@click.group(cls=TlskitSubGroup)
 def config() -> None:
     """Inspect and create configuration.
 

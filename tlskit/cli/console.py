@@ -65,7 +65,7 @@ class UI:
         return RichHandler(console=self.err, markup=False, show_path=False, rich_tracebacks=False)
 
     # -- certificates ---------------------------------------------------------------
-    def cert_table(self, info: dict, title: str | None = None, paths: dict[str, str] | None = None) -> Table:
+    def cert_table(self, info: dict, title: str | None = None) -> Table:
         t = Table.grid(padding=(0, 2))
         t.add_column(style="bold cyan", no_wrap=True)
         t.add_column(overflow="fold")
@@ -98,9 +98,13 @@ class UI:
         t.add_row("sha256", info["sha256"])
         if self.verbose:
             t.add_row("sha1", info["sha1"])
-        for label, path in (paths or {}).items():
-            t.add_row(label, path)
         return t
+
+    def print_paths(self, paths: dict[str, str]) -> None:
+        """File paths on lines of their own, never wrapped, so they can be copied."""
+        width = max((len(k) for k in paths), default=0)
+        for label, path in paths.items():
+            self.out.print(Text(f"{label:<{width}}  ", style="bold cyan") + Text(path), soft_wrap=True)
 
     def show_cert(self, infos: list[dict], source: str) -> None:
         for i, info in enumerate(infos):
@@ -117,7 +121,8 @@ class UI:
 
     def ca_created(self, info: dict, paths: dict[str, str], encrypted: bool, backup: str | None) -> None:
         self.out.print(Text("Created a local CA", style="bold green"))
-        self.out.print(self.cert_table(info, paths=paths))
+        self.out.print(self.cert_table(info))
+        self.print_paths(paths)
         if backup:
             self.info(f"the previous CA was kept in {backup}")
         if encrypted:
@@ -126,7 +131,8 @@ class UI:
 
     def issued(self, info: dict, paths: dict[str, str], backup: str | None) -> None:
         self.out.print(Text("Issued a certificate", style="bold green"))
-        self.out.print(self.cert_table(info, paths=paths))
+        self.out.print(self.cert_table(info))
+        self.print_paths(paths)
         if backup:
             self.info(f"the previous files were kept in {backup}")
 
@@ -167,8 +173,8 @@ class UI:
         self.info(f"config file: {file or 'none'} ({reason})")
         t = Table(box=None, header_style="bold")
         t.add_column("key", style="cyan")
-        t.add_column("value")
-        t.add_column("source", style="dim")
+        t.add_column("value", overflow="fold")
+        t.add_column("source", style="dim", overflow="fold")
         for r in rows:
             value = r["value"]
             shown = json.dumps(value) if not isinstance(value, str) else (value if value else '""')

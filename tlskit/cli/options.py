@@ -17,6 +17,57 @@ from tlskit.config import KEY_TYPES, TLS_VERSIONS
 F = Callable
 
 
+# --- options accepted both before and after the subcommand ------------------------
+
+
+def _set_on_app(attr: str, *, count: bool = False):
+    def callback(ctx: click.Context, param: click.Parameter, value):
+        from tlskit.cli import App
+
+        app = ctx.find_object(App)
+        if app is None or value in (None, False, 0):
+            return
+        if attr == "home":
+            import os
+
+            value = os.path.abspath(os.path.expanduser(value))
+        setattr(app, attr, getattr(app, attr) + value if count else value)
+
+    return callback
+
+
+def common_params() -> list[click.Option]:
+    """``--home --config -q -v --no-color --debug`` for every command, so ``tlskit cert issue -q`` works."""
+    return [
+        click.Option(["--home"], metavar="DIR", expose_value=False, callback=_set_on_app("home_flag"),
+                     help="Store directory (default: $TLSKIT_HOME, config 'home', the platform data dir)."),
+        click.Option(["--config", "config_file"], metavar="FILE", expose_value=False, callback=_set_on_app("config_flag"),
+                     help="Config file (default: $TLSKIT_CONFIG, ./tlskit.toml, the user config dir)."),
+        click.Option(["-q", "--quiet"], is_flag=True, expose_value=False, callback=_set_on_app("quiet"),
+                     help="Only print results and errors."),
+        click.Option(["-v", "--verbose"], count=True, expose_value=False, callback=_set_on_app("verbose", count=True),
+                     help="More detail (repeatable)."),
+        click.Option(["--no-color"], is_flag=True, expose_value=False, callback=_set_on_app("no_color"),
+                     help="No colours (also: NO_COLOR=1)."),
+        click.Option(["--debug"], is_flag=True, expose_value=False, callback=_set_on_app("debug"),
+                     help="Show tracebacks of errors."),
+    ]
+
+
+class TlskitCommand(click.Command):
+    """A command that also takes the global options after its name."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.extend(common_params())
+
+
+class TlskitSubGroup(click.Group):
+    """A command group whose commands are :class:`TlskitCommand`."""
+
+    command_class = TlskitCommand
+
+
 def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout, for scripts.")(f)
 

@@ -1,0 +1,66 @@
+"""Every command has help with an example, appears in docs/, and --help/--version start fast."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from tlskit.cli import cli
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def _walk(group: click.Group, ctx: click.Context, prefix: tuple[str, ...] = ()):
+    for name in group.list_commands(ctx):
+        cmd = group.get_command(ctx, name)
+        if cmd is None:
+            continue
+        path = (*prefix, name)
+        yield path, cmd
+        if isinstance(cmd, click.Group):
+            yield from _walk(cmd, ctx, path)
+
+
+ALL = list(_walk(cli, click.Context(cli)))
+
+
+def test_walk_finds_the_pki_commands():
+    names = {" ".join(p) for p, _ in ALL}
+    assert {"ca init", "ca show", "cert issue", "cert show", "cert verify", "cert list", "config show", "config init"} <= names
+
+
+@pytest.mark.parametrize("path", [p for p, _ in ALL], ids=[" ".join(p) for p, _ in ALL])
+def test_every_command_has_help_with_an_example_and_docs(run, path):
+    result = run(*path, "--help")
+    assert result.exit_code == 0
+    assert "Example:" in result.output
+    assert "tlskit " + " ".join(path) in result.output  # the example uses the command itself
+    docs = "\n".join(p.read_text() for p in DOCS.glob("*.md"))
+    assert f"tlskit {' '.join(path)}" in docs, f"'tlskit {' '.join(path)}' is not documented in docs/"
+
+
+def test_root_help_and_version(run):
+    assert run("--help").exit_code == 0
+    version = run("--version")
+    assert version.exit_code == 0 and version.output.startswith("tlskit ")
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["cert", "--help"], ["cert", "issue", "--help"]])
+def test_help_and_version_do_not_import_heavy_modules(args):
+    code = (
+        "import sys\n"
+        "from tlskit.cli import cli\n"
+        "try:\n"
+        f"    cli({args!r}, prog_name='tlskit')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'cryptography', 'rich', 'asyncio', 'ssl'})\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env={**os.environ})
+    assert "HEAVY []\n" in done.stderr, done.stderr
