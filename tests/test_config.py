@@ -153,3 +153,65 @@ def test_starter_config_is_valid_toml_listing_every_key(tmp_path):
     path = _write(tmp_path, uncommented)
     s = config.load_settings(config_file=path, env={}, cwd=tmp_path)
     assert s.get("serve", "port") == 8443
+
+
+def test_the_example_config_is_valid(tmp_path):
+    example = Path(__file__).resolve().parents[1] / "examples" / "tlskit.toml"
+    s = config.load_settings(config_file=example, env={}, cwd=tmp_path)
+    assert s.get("serve", "mtls") == "required"
+    assert s.get("connect", "cert") == "alice"
+    assert s.source("serve", "mtls").startswith(f"file:{example}:")
+
+
+# --- property tests: whatever the file says, the outcome is settings or a ConfigError ----------
+
+from hypothesis import HealthCheck, given, settings as hsettings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_scalars = st.one_of(
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=20),
+    st.lists(st.text(max_size=8), max_size=3),
+)
+_names = st.one_of(
+    st.sampled_from(sorted({k for keys in config.SCHEMA.values() for k in keys} | set(config.SCHEMA) - {""})),
+    st.from_regex(r"[a-z_]{1,12}", fullmatch=True),
+)
+
+
+@hsettings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=200))
+def test_arbitrary_text_is_settings_or_config_error(tmp_path, text):
+    path = tmp_path / "fuzz.toml"
+    path.write_bytes(text.encode("utf-8", "surrogatepass"))
+    try:
+        config.load_settings(config_file=path, env={}, cwd=tmp_path)
+    except ConfigError as exc:
+        assert exc.exit_code == 3 and exc.message
+
+
+@hsettings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.dictionaries(_names, st.one_of(_scalars, st.dictionaries(_names, _scalars, max_size=4)), max_size=4))
+def test_arbitrary_toml_documents_are_settings_or_config_error(tmp_path, data):
+    lines = []
+    tables = []
+    for k, v in data.items():
+        if isinstance(v, dict):
+            tables.append((k, v))
+        else:
+            lines.append(f"{k} = {config._toml_value(v)}")
+    for k, v in tables:
+        lines.append(f"[{k}]")
+        lines += [f"{kk} = {config._toml_value(vv)}" for kk, vv in v.items()]
+    path = tmp_path / "fuzz.toml"
+    path.write_text("\n".join(lines) + "\n")
+    try:
+        s = config.load_settings(config_file=path, env={}, cwd=tmp_path)
+    except ConfigError as exc:
+        assert exc.exit_code == 3 and exc.message
+        return
+    for row in s.rows():  # every accepted value has the schema's type
+        key = next(k for keys in config.SCHEMA.values() for k in keys.values() if k.dotted == row["key"])
+        config._check(key, row["value"], where="test")

@@ -138,3 +138,16 @@ def test_ca_show_without_ca_explains(run):
     result = run("ca", "show")
     assert result.exit_code == 6
     assert result.stderr.strip() == f"error: no CA in {run.home}; run: tlskit ca init"
+
+
+def test_ca_init_force_asks_twice_when_certificates_would_be_orphaned(run):
+    assert run("ca", "init").exit_code == 0
+    assert run("cert", "issue", "localhost").exit_code == 0
+    old = (run.home / "ca" / "ca.crt").read_bytes()
+    refused = run("ca", "init", "--force")
+    assert refused.exit_code == 6
+    assert "would stop 1 certificate(s) it issued from being trusted (localhost)" in refused.stderr
+    assert "--force --yes" in refused.stderr
+    assert (run.home / "ca" / "ca.crt").read_bytes() == old
+    assert run("ca", "init", "--force", "--yes").exit_code == 0
+    assert (run.home / "ca" / "ca.crt").read_bytes() != old

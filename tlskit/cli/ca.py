@@ -76,9 +76,10 @@ def ca() -> None:
 @click.option("--encrypt", is_flag=True, default=None, help="Encrypt the CA key with a passphrase.")
 @passphrase_file_option("Read the new passphrase from FILE (else $TLSKIT_CA_PASSPHRASE, else a prompt).")
 @force_option
+@click.option("--yes", is_flag=True, help="With --force: replace the CA even though certificates it issued exist.")
 @json_option
 @click.pass_obj
-def init(app: App, name, key_type, days, permit, encrypt, passphrase_file, force, as_json) -> None:
+def init(app: App, name, key_type, days, permit, encrypt, passphrase_file, force, yes, as_json) -> None:
     """Create a new local CA in HOME/ca.
 
     The CA certificate is an RFC 5280 root (basicConstraints CA:TRUE, keyUsage
@@ -109,6 +110,8 @@ def init(app: App, name, key_type, days, permit, encrypt, passphrase_file, force
             f"a CA already exists in {store.ca_dir}",
             hint="pass --force to replace it (the old files are kept as a backup)",
         )
+    if store.has_ca() and force and not yes:
+        _refuse_orphaning(store)
     passphrase = None
     if opts["encrypt"] or passphrase_file is not None:
         passphrase = ca_passphrase(passphrase_file, new=True)
@@ -127,6 +130,31 @@ def init(app: App, name, key_type, days, permit, encrypt, passphrase_file, force
         print_json({**info, "paths": paths, "encrypted": bool(passphrase), "backup": str(saved.backup or "") or None})
         return
     app.ui.ca_created(info, paths, bool(passphrase), str(saved.backup) if saved.backup else None)
+
+
+def _refuse_orphaning(store) -> None:
+    """``ca init --force`` would silently break every certificate the old CA issued: ask twice."""
+    from tlskit import pki
+    from tlskit.errors import PKIError
+
+    try:
+        old = store.load_ca_cert()
+    except PKIError:
+        return  # an unreadable CA protects nothing
+    issued = []
+    for paths in store.list_certs():
+        try:
+            leaf = pki.load_certs(paths.cert.read_bytes())[0]
+        except (PKIError, OSError):
+            continue
+        if leaf.issuer == old.subject:
+            issued.append(paths.dir.name)
+    if issued:
+        shown = ", ".join(issued[:5]) + (f" and {len(issued) - 5} more" if len(issued) > 5 else "")
+        raise PKIError(
+            f"replacing the CA would stop {len(issued)} certificate(s) it issued from being trusted ({shown})",
+            hint="pass --force --yes to replace it anyway, then re-issue them",
+        )
 
 
 @ca.command("show")
