@@ -8,13 +8,10 @@ actually typed.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import sys
-import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +22,31 @@ TLS_VERSIONS = ["1.2", "1.3"]
 TOP = ""  # the table of top-level keys (``home``)
 
 
-@dataclass(frozen=True)
 class Key:
-    """One setting: its type, default, and a line of help (also used by ``config init``)."""
+    """One setting: its type, default, and a line of help (also used by ``config init``).
 
-    section: str
-    name: str
-    type: str  # str | path | int | float | bool | list | choice
-    default: Any
-    help: str
-    choices: tuple[str, ...] = ()
-    minimum: float | None = None
-    maximum: float | None = None
+    A plain class, not a dataclass: this module is imported by every command, and
+    start-up time matters more than the generated ``__repr__``.
+    """
+
+    __slots__ = ("section", "name", "type", "default", "help", "choices", "minimum", "maximum")
+
+    def __init__(
+        self,
+        section: str,
+        name: str,
+        type: str,  # str | path | int | float | bool | list | choice
+        default: Any,
+        help: str,
+        choices: tuple[str, ...] = (),
+        minimum: float | None = None,
+        maximum: float | None = None,
+    ) -> None:
+        self.section, self.name, self.type, self.default, self.help = section, name, type, default, help
+        self.choices, self.minimum, self.maximum = choices, minimum, maximum
+
+    def __repr__(self) -> str:
+        return f"Key({self.dotted!r}, {self.type}, default={self.default!r})"
 
     @property
     def dotted(self) -> str:
@@ -132,20 +142,36 @@ TYPE_WORDS = {
 }
 
 
-@dataclass(frozen=True)
 class Value:
-    value: Any
-    source: str
+    """A value and where it came from."""
+
+    __slots__ = ("value", "source")
+
+    def __init__(self, value: Any, source: str) -> None:
+        self.value = value
+        self.source = source
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Value) and (self.value, self.source) == (other.value, other.source)
+
+    def __repr__(self) -> str:
+        return f"Value({self.value!r}, {self.source!r})"
 
 
-@dataclass
 class Settings:
     """Effective settings with the source of each value."""
 
-    values: dict[tuple[str, str], Value]
-    config_file: Path | None = None
-    config_file_reason: str = ""
-    warnings: list[str] = field(default_factory=list)
+    def __init__(
+        self,
+        values: dict[tuple[str, str], Value],
+        config_file: Path | None = None,
+        config_file_reason: str = "",
+        warnings: list[str] | None = None,
+    ) -> None:
+        self.values = values
+        self.config_file = config_file
+        self.config_file_reason = config_file_reason
+        self.warnings = warnings or []
 
     def get(self, section: str, name: str) -> Any:
         return self.values[(section, name)].value
@@ -224,6 +250,8 @@ def find_config_file(
 
 
 def _suggest(word: str, options: list[str]) -> str:
+    import difflib  # only on the error path
+
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(options)}"
 
@@ -327,6 +355,8 @@ def read_config_file(path: Path) -> tuple[dict[tuple[str, str], Value], list[str
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    import tomllib  # only when there is a file to read
+
     try:
         text = raw.decode("utf-8")
         data = tomllib.loads(text)

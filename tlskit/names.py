@@ -20,6 +20,9 @@ MAX_LABEL = 63
 MAX_NAME = 253
 _LDH = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# UTS #46 maps these to "." (they separate labels, RFC 3490 §3.1): split on them too,
+# or "bücher。test" would reach IDNA as a single label.
+_DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
 
 
 class NameKind(str, enum.Enum):
@@ -63,10 +66,17 @@ def _bad(given: str, what: str, reason: str) -> InvalidNameError:
 
 def _to_alabel(label: str, given: str) -> str:
     """One label to its ASCII form, with IDNA 2008 (UTS-46 mapping) for non-ASCII labels."""
-    if label.isascii():
-        return label.lower()
     import idna  # IDNA 2008; Python's built-in "idna" codec is IDNA 2003
 
+    if label.isascii():
+        label = label.lower()
+        if label.startswith("xn--"):
+            # An A-label must decode to a valid U-label (RFC 5890 §2.3.2.1); "xn--zz" does not.
+            try:
+                idna.decode(label)
+            except (idna.IDNAError, UnicodeError) as exc:
+                raise _bad(given, "DNS name", f"{label!r} is not a valid A-label (punycode) ({exc})") from exc
+        return label
     try:
         return idna.encode(label, uts46=True).decode("ascii")
     except idna.IDNAError as exc:
@@ -84,6 +94,8 @@ def parse_dns_name(given: str, *, allow_wildcard: bool = True, what: str = "DNS 
         raise _bad(given, what, "it is empty")
     if any(ch.isspace() for ch in name):
         raise _bad(given, what, "spaces are not allowed")
+    if not name.isascii():
+        name = name.translate(_DOTS)
     if name.endswith(".") and not name.endswith(".."):
         name = name[:-1]  # a fully-qualified "localhost." means the same name
     labels = name.split(".")
@@ -175,9 +187,14 @@ def classify_name(given: str, *, allow_network: bool = False) -> Identity:
     bare = name[1:-1] if name.startswith("[") and name.endswith("]") else name
     # Address before network, or 127.0.0.1 would parse as a /32 network.
     try:
-        return Identity(NameKind.IP, str(ipaddress.ip_address(bare)), given)
+        addr = ipaddress.ip_address(bare)
     except ValueError:
         pass
+    else:
+        if getattr(addr, "scope_id", None):
+            # A zone index ("%eth0") is local to one host; the 16 octets of an X.509 iPAddress cannot hold it.
+            raise _bad(given, "IP address", "a zone index ('%…') cannot go in a certificate")
+        return Identity(NameKind.IP, str(addr), given)
     if "/" in name:
         try:
             net = ipaddress.ip_network(name, strict=True)

@@ -337,6 +337,55 @@ def x509_uri_host(uri: str) -> str:
     return (urlsplit(uri).hostname or "").lower()
 
 
+def _leaf_subject(ca_cert: x509.Certificate, idents: Sequence[Identity], server: bool) -> x509.Name:
+    """The leaf's subject: CN = the first name, or an empty subject where a CN would do harm.
+
+    Verifiers still read the CN as a host name when a certificate has no DNS
+    SAN, and hold it to the CA's DNS name constraints: OpenSSL when the CN looks
+    like a host name, as "127.0.0.1" does (``NAME_CONSTRAINTS_check_CN``), GnuTLS
+    for any CN of a serverAuth certificate. Under a constrained CA such a CN
+    ("127.0.0.1", "::1", "spiffe://…") fails a permitted DNS subtree or the
+    excluded ``DNS:""``, so it is left out. A name longer than ub-common-name
+    (64) is left out too rather than cut into a name the certificate is not for.
+    RFC 5280 §4.2.1.6 allows the empty subject when the SAN is critical.
+    """
+    first = idents[0]
+    has_dns = any(i.kind in (NameKind.DNS, NameKind.WILDCARD) for i in idents)
+    try:
+        ca_cert.extensions.get_extension_for_class(x509.NameConstraints)
+        constrained = True
+    except x509.ExtensionNotFound:
+        constrained = False
+    cn_read_as_dns = constrained and not has_dns and (server or first.kind is NameKind.IP)
+    if cn_read_as_dns or len(first.value) > _CN_MAX:
+        return x509.Name([])
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, first.value)])
+
+
+def _check_csr_key(public_key) -> None:
+    """Refuse CSR keys that verifiers reject or tlskit cannot describe."""
+    if isinstance(public_key, rsa.RSAPublicKey):
+        if public_key.key_size < 2048:
+            raise PKIError(
+                f"the CSR's key is RSA-{public_key.key_size}; verifiers refuse RSA keys under 2048 bits",
+                hint="generate the CSR with a 2048-bit (or larger) RSA key, or an ECDSA P-256 key",
+            )
+        return
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        if public_key.curve.name not in ("secp256r1", "secp384r1", "secp521r1"):
+            raise PKIError(
+                f"the CSR's key is on the curve {public_key.curve.name}; TLS verifiers accept P-256, P-384 and P-521",
+                hint="generate the CSR with an ECDSA P-256 key",
+            )
+        return
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        return
+    raise PKIError(
+        f"the CSR's key type ({type(public_key).__name__}) cannot be used for TLS certificates",
+        hint="generate the CSR with an ECDSA P-256, RSA or Ed25519 key",
+    )
+
+
 def _leaf_key_usage(public_key) -> x509.KeyUsage:
     # keyEncipherment only for RSA (RSA key transport in TLS 1.2); never for EC or Ed25519 keys.
     return x509.KeyUsage(
@@ -368,7 +417,8 @@ def issue_cert(
 
     Args:
         ca: the signing CA.
-        names: DNS names, wildcards, IPs, emails and URIs; the first becomes the CN.
+        names: DNS names, wildcards, IPs, emails and URIs; the first becomes the CN
+            (see :func:`_leaf_subject` for when the subject stays empty).
         key_type: the new key's type (ignored with ``csr``).
         days: validity in days.
         server: include EKU serverAuth.
@@ -382,7 +432,7 @@ def issue_cert(
 
     Raises:
         InvalidNameError: a name is invalid or outside the CA's constraints.
-        PKIError: no profile, bad CSR, bad validity.
+        PKIError: no profile, bad CSR (signature, or a key verifiers refuse), bad validity.
     """
     idents = classify_names(names)
     check_constraints(ca.cert, idents)
@@ -392,6 +442,7 @@ def issue_cert(
         if not csr.is_signature_valid:
             raise PKIError("the CSR's signature is not valid", hint="generate the CSR again")
         public_key = csr.public_key()
+        _check_csr_key(public_key)
         key = None
     else:
         key = generate_key(key_type)
@@ -402,15 +453,17 @@ def issue_cert(
         eku.append(ExtendedKeyUsageOID.SERVER_AUTH)
     if client:
         eku.append(ExtendedKeyUsageOID.CLIENT_AUTH)
-    cn = idents[0].value[:_CN_MAX]
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    subject = _leaf_subject(ca.cert, idents, server)
     ski = ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     builder = (
         _base_builder(subject, ca.cert.subject, public_key, start, days)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_leaf_key_usage(public_key), critical=True)
         .add_extension(x509.ExtendedKeyUsage(eku), critical=False)
-        .add_extension(x509.SubjectAlternativeName([_to_general_name(i) for i in idents]), critical=False)
+        # RFC 5280 §4.2.1.6: the SAN MUST be critical when the subject is empty.
+        .add_extension(
+            x509.SubjectAlternativeName([_to_general_name(i) for i in idents]), critical=len(subject) == 0
+        )
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
     )
     cert = builder.sign(ca.key, _hash_for(ca.key))
@@ -422,6 +475,7 @@ def load_csr(data: bytes) -> tuple[x509.CertificateSigningRequest, list[str]]:
 
     Raises:
         PKIError: the data is not a CSR.
+        InvalidNameError: the CSR asks for a name of a type tlskit does not certify (a DirectoryName …).
     """
     try:
         csr = x509.load_pem_x509_csr(data) if b"-----BEGIN" in data else x509.load_der_x509_csr(data)
@@ -430,9 +484,15 @@ def load_csr(data: bytes) -> tuple[x509.CertificateSigningRequest, list[str]]:
     names: list[str] = []
     try:
         san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = [str(g.value) for g in san]
     except x509.ExtensionNotFound:
-        pass
+        san = []
+    for g in san:
+        if not isinstance(g, (x509.DNSName, x509.IPAddress, x509.RFC822Name, x509.UniformResourceIdentifier)):
+            raise InvalidNameError(
+                f"the CSR asks for a {type(g).__name__} name, which tlskit does not certify",
+                hint="put DNS names, IP addresses, emails or URIs in the CSR's subjectAltName",
+            )
+        names.append(str(g.value))
     if not names:
         names = [str(a.value) for a in csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     return csr, names
@@ -553,6 +613,26 @@ def general_name_str(g: x509.GeneralName) -> str:
     if isinstance(g, x509.UniformResourceIdentifier):
         return f"URI:{g.value}"
     return f"{type(g).__name__}:{g.value}"
+
+
+def san_identities(cert: x509.Certificate) -> list[Identity]:
+    """The certificate's DNS, IP, email and URI SANs as :class:`Identity` values (other types are skipped)."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    out = []
+    for g in san:
+        if isinstance(g, x509.DNSName):
+            kind = NameKind.WILDCARD if g.value.startswith("*.") else NameKind.DNS
+            out.append(Identity(kind, g.value.lower(), g.value))
+        elif isinstance(g, x509.IPAddress) and not isinstance(g.value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+            out.append(Identity(NameKind.IP, str(g.value), str(g.value)))
+        elif isinstance(g, x509.RFC822Name):
+            out.append(Identity(NameKind.EMAIL, g.value, g.value))
+        elif isinstance(g, x509.UniformResourceIdentifier):
+            out.append(Identity(NameKind.URI, g.value, g.value))
+    return out
 
 
 def fingerprint(cert: x509.Certificate, algorithm: hashes.HashAlgorithm | None = None) -> str:

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.x509.verification import DNSName, IPAddress, PolicyBuilder, Store
 
 from tlskit import pki
-from tlskit.errors import VerificationError
+from tlskit.errors import InvalidNameError, VerificationError
 
 
 @dataclass
@@ -44,11 +44,24 @@ class VerifyResult:
         }
 
 
+def _normalise_host(host: str) -> str:
+    """A DNS host in the form the SANs use (lower-case A-labels), so 'Bücher.test' finds xn--bcher-kva.test."""
+    if host.isascii():
+        return host.lower().rstrip(".")
+    from tlskit.names import NameKind, classify_name
+
+    try:
+        ident = classify_name(host)
+    except InvalidNameError:
+        return host.lower().rstrip(".")
+    return ident.value if ident.kind is NameKind.DNS else host
+
+
 def _subject_for(host: str):
     try:
         return IPAddress(ipaddress.ip_address(host.strip("[]")))
     except ValueError:
-        return DNSName(host.lower().rstrip("."))
+        return DNSName(_normalise_host(host))
 
 
 def host_matches(cert: x509.Certificate, host: str) -> bool:
@@ -63,7 +76,7 @@ def host_matches(cert: x509.Certificate, host: str) -> bool:
         return False
     if addr is not None:
         return addr in san.get_values_for_type(x509.IPAddress)
-    want = host.lower().rstrip(".")
+    want = _normalise_host(host)
     for name in san.get_values_for_type(x509.DNSName):
         name = name.lower()
         if name == want:
@@ -97,22 +110,14 @@ def explain_failure(
             reasons.append(f"{who} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC")
         elif now < cert.not_valid_before_utc:
             reasons.append(f"{who} is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
-    # Walk up from the leaf to a root by name and signature.
+    # Walk up from the leaf to a root by name and signature, checking every hop: the
+    # Ed25519 path has no other judge, so each issuer must also be a CA whose
+    # name constraints cover the leaf's names.
     current = leaf
-    seen = 0
-    while seen < 8:
-        seen += 1
+    path: list[x509.Certificate] = []  # the issuers, nearest first
+    while len(path) < 8:
         root = next((r for r in roots if r.subject == current.issuer), None)
-        if root is not None:
-            try:
-                current.verify_directly_issued_by(root)
-            except Exception:  # InvalidSignature, or a key of another type
-                reasons.append(
-                    f"not signed by this CA: it names {current.issuer.rfc4514_string()!r} as issuer, "
-                    "but the signature is from another key (a CA of the same name, re-created?)"
-                )
-            break
-        parent = next((c for c in intermediates if c.subject == current.issuer and c is not current), None)
+        parent = root or next((c for c in intermediates if c.subject == current.issuer and c is not current), None)
         if parent is None:
             ca_names = ", ".join(repr(r.subject.rfc4514_string()) for r in roots) or "none"
             reasons.append(
@@ -120,7 +125,25 @@ def explain_failure(
                 f"and the trusted CA is {ca_names}"
             )
             break
+        try:
+            current.verify_directly_issued_by(parent)
+        except Exception:  # InvalidSignature, or a key of another type
+            reasons.append(
+                f"not signed by this CA: it names {current.issuer.rfc4514_string()!r} as issuer, "
+                "but the signature is from another key (a CA of the same name, re-created?)"
+            )
+            break
+        reasons.extend(_issuer_problems(parent, cas_below=len(path)))
+        path.append(parent)
+        if root is not None:
+            break
         current = parent
+    for ca_cert in path:
+        try:
+            pki.check_constraints(ca_cert, pki.san_identities(leaf))
+        except InvalidNameError as exc:
+            reasons.append(exc.message)
+    reasons.extend(_leaf_key_usage_problems(leaf, purpose))
     eku = pki.eku_of(leaf)
     if eku is not None and _eku_name(purpose) not in eku:
         have = ", ".join(eku) or "none"
@@ -128,10 +151,53 @@ def explain_failure(
         reasons.append(f"wrong key usage for a {purpose}: its extended key usage is {have} ({hint})")
     if pki.is_ca(leaf):
         reasons.append("it is a CA certificate, not a leaf certificate")
+    names = [n.split(":", 1)[1] for n in pki.sans_of(leaf) if n.startswith(("DNS:", "IP:"))]
     if host is not None and purpose == "server" and not host_matches(leaf, host):
-        names = ", ".join(n.split(":", 1)[1] for n in pki.sans_of(leaf) if n.startswith(("DNS:", "IP:"))) or "none"
-        reasons.append(f"{host!r} is not among the SANs {names}")
+        reasons.append(f"{host!r} is not among the SANs {', '.join(names) or 'none'}")
+    elif purpose == "server" and not names:
+        reasons.append("the certificate has no DNS or IP name to verify a server against")
     return reasons
+
+
+def _key_usage(cert: x509.Certificate) -> x509.KeyUsage | None:
+    try:
+        return cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _leaf_key_usage_problems(leaf: x509.Certificate, purpose: str) -> list[str]:
+    # RFC 8446 §4.4.2.2: the key must be allowed to sign (digitalSignature) when keyUsage is present.
+    # cryptography's verifier and `openssl verify` do not check it; the handshake fails later.
+    ku = _key_usage(leaf)
+    if ku is not None and not ku.digital_signature:
+        return [
+            f"wrong key usage for a {purpose}: its key usage lacks digitalSignature, "
+            "which TLS needs to sign the handshake"
+        ]
+    return []
+
+
+def _issuer_problems(issuer: x509.Certificate, cas_below: int) -> list[str]:
+    """Why ``issuer`` may not sign this chain (RFC 5280 §4.2.1.3, §4.2.1.9).
+
+    ``cas_below`` counts the intermediate CAs between it and the leaf.
+    """
+    who = f"the issuer {issuer.subject.rfc4514_string()!r}"
+    try:
+        bc = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        bc = None
+    if bc is None or not bc.ca:
+        return [f"{who} is not a CA (its basicConstraints do not say CA:TRUE)"]
+    ku = _key_usage(issuer)
+    if ku is not None and not ku.key_cert_sign:
+        return [f"{who} may not sign certificates (its key usage lacks keyCertSign)"]
+    if bc.path_length is not None and cas_below > bc.path_length:
+        return [f"{who} allows {bc.path_length} intermediate CA(s) under it (pathLenConstraint), the chain has {cas_below}"]
+    return []
+
+
 
 
 def verify_chain(
@@ -146,7 +212,10 @@ def verify_chain(
 
     Without ``host`` a server certificate is checked for each of its DNS and IP
     names. Ed25519 chains, which the Web-PKI policy of ``cryptography`` (like
-    every browser) refuses, are checked by signature, dates, EKU and names.
+    every browser) refuses, and which it has no switch to allow
+    (pyca/cryptography#13391), are checked by :func:`explain_failure`: each
+    signature up to the root, dates, that each issuer is a CA allowed to sign,
+    its name constraints, key usage, EKU and names.
 
     Returns:
         A :class:`VerifyResult`; ``reasons`` explain a failure.
@@ -160,7 +229,8 @@ def verify_chain(
         ok=False,
         purpose=purpose,
         host=host,
-        subject=leaf.subject.rfc4514_string(),
+        # An empty subject (an IP-only leaf under a constrained CA) is named by its first SAN.
+        subject=leaf.subject.rfc4514_string() or next(iter(pki.sans_of(leaf)), "the certificate"),
         chain=[pki.describe_cert(c, now) for c in [leaf, *intermediates]],
     )
     if not roots:
@@ -168,7 +238,7 @@ def verify_chain(
         return result
     uses_ed25519 = any(isinstance(c.public_key(), ed25519.Ed25519PublicKey) for c in [*chain, *roots])
     if uses_ed25519:
-        result.method = "signature, dates, EKU and names (the Web-PKI policy forbids Ed25519)"
+        result.method = "signature, dates, issuer, name constraints, key usage and names (the Web-PKI policy forbids Ed25519)"
         result.reasons = explain_failure(leaf, intermediates, roots, host=host, purpose=purpose, now=now)
         result.ok = not result.reasons
         return result
@@ -193,7 +263,8 @@ def verify_chain(
         except Exception as exc:  # cryptography's VerificationError, one per failed path
             errors.append(str(exc))
     if not errors:
-        result.ok = True
+        result.reasons = _leaf_key_usage_problems(leaf, purpose)
+        result.ok = not result.reasons
         return result
     reasons = explain_failure(leaf, intermediates, roots, host=host, purpose=purpose, now=now)
     # The verifier is the judge; when our checks find nothing, show its own words.
