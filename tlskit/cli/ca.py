@@ -182,3 +182,10 @@ def show(app: App, as_json: bool) -> None:
         return
     app.ui.out.print(app.ui.cert_table(info))
     app.ui.print_paths({**paths, "key encrypted": "yes" if encrypted else "no"})
+
+
+from tlskit.cli.trust_cmds import install, status, uninstall  # noqa: E402
+
+ca.add_command(install)
+ca.add_command(uninstall)
+ca.add_command(status)
