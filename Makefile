@@ -15,6 +15,9 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@# An editable install is not byte-compiled, and PYTHONDONTWRITEBYTECODE may be set:
+	@# compile once so start-up is what a user of a normal install gets.
+	$(BIN)/python -m compileall -q tlskit >/dev/null
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -29,7 +32,9 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m 'not slow and not scanner' $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python -m compileall -q tlskit >/dev/null
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 dist: $(STAMP)
 	$(BIN)/python -m pip wheel --no-deps -w dist .

@@ -41,7 +41,7 @@ def test_issue_writes_the_store_layout(ca):
     key = serialization.load_pem_private_key((folder / "key.pem").read_bytes(), None)
     assert pki.key_matches_cert(key, _leaf(ca))
     assert pki.sans_of(_leaf(ca)) == ["DNS:localhost", "IP:127.0.0.1", "IP:::1"]
-    for word in ("Issued a certificate", "DNS:localhost", "IP:::1", "days left", str(folder / "key.pem")):
+    for word in ("Issued a certificate", "DNS:localhost", "IP:::1", "(825 days)", str(folder / "key.pem")):
         assert word in result.stdout
 
 

@@ -64,6 +64,13 @@ class App:
         return Store(config.resolve_home(self.settings))
 
     @cached_property
+    def plain(self):
+        """Output without rich, for the commands whose start-up time matters."""
+        from tlskit.cli.plain import Plain
+
+        return Plain(quiet=self.quiet, no_color=self.no_color)
+
+    @cached_property
     def ui(self):
         from tlskit.cli.console import UI
 

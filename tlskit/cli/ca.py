@@ -125,11 +125,11 @@ def init(app: App, name, key_type, days, permit, encrypt, passphrase_file, force
     info = pki.describe_cert(new_ca.cert)
     paths = {"certificate": str(saved.cert), "key": str(saved.key)}
     if as_json:
-        from tlskit.cli.console import print_json
+        from tlskit.cli.plain import print_json
 
         print_json({**info, "paths": paths, "encrypted": bool(passphrase), "backup": str(saved.backup or "") or None})
         return
-    app.ui.ca_created(info, paths, bool(passphrase), str(saved.backup) if saved.backup else None)
+    app.plain.ca_created(info, paths, bool(passphrase), str(saved.backup) if saved.backup else None)
 
 
 def _refuse_orphaning(store) -> None:
@@ -176,7 +176,7 @@ def show(app: App, as_json: bool) -> None:
     paths = {"certificate": str(store.ca_cert_path), "key": str(store.ca_key_path)}
     encrypted = store.ca_key_encrypted()
     if as_json:
-        from tlskit.cli.console import print_json
+        from tlskit.cli.plain import print_json
 
         print_json({**info, "paths": paths, "encrypted": encrypted})
         return

@@ -73,7 +73,7 @@ def issue(app: App, names, key_type, days, client, server, csr, p12, p12_passwor
         tlskit cert issue --p12 --p12-password-file pw.txt localhost
     """
     from tlskit import pki
-    from tlskit.cli.console import print_json
+    from tlskit.cli.plain import print_json
 
     settings = app.settings
     settings.apply_flags("cert", {"key_type": key_type, "days": days})
@@ -95,12 +95,12 @@ def issue(app: App, names, key_type, days, client, server, csr, p12, p12_passwor
             hint="pass --force to replace it (the old files are kept as a backup)",
         )
     if opts["days"] > pki.MAX_LEAF_DAYS:
-        app.ui.warn(
+        app.plain.warn(
             f"--days {opts['days']} is more than {pki.MAX_LEAF_DAYS}: Apple platforms (macOS, iOS, Safari) "
             "will reject this certificate"
         )
     if opts["key_type"] == "ed25519" and (server or not client):
-        app.ui.warn("browsers (Chrome, Firefox, Safari) do not accept Ed25519 server certificates; prefer ecdsa-p256")
+        app.plain.warn("browsers (Chrome, Firefox, Safari) do not accept Ed25519 server certificates; prefer ecdsa-p256")
     signing_ca = load_signing_ca(app, passphrase_file)
     issued = pki.issue_cert(
         signing_ca,
@@ -124,7 +124,7 @@ def issue(app: App, names, key_type, days, client, server, csr, p12, p12_passwor
     if as_json:
         print_json({**info, "name": first, "paths": files, "backup": str(backup) if backup else None})
         return
-    app.ui.issued(info, files, str(backup) if backup else None)
+    app.plain.issued(info, files, str(backup) if backup else None)
 
 
 def _load_any(app: App, target: str, p12_password_file: Path | None, *, chain: bool = False):
@@ -161,7 +161,7 @@ def show(app: App, target: str, p12_password_file, as_json: bool) -> None:
     certs, path = _load_any(app, target, p12_password_file)
     infos = [pki.describe_cert(c) for c in certs]
     if as_json:
-        from tlskit.cli.console import print_json
+        from tlskit.cli.plain import print_json
 
         print_json(infos[0] if len(infos) == 1 else {"file": str(path), "chain": infos})
         return
@@ -202,7 +202,7 @@ def verify_cmd(app: App, target: str, host, ca_file, purpose, as_json: bool) -> 
         roots = [app.store.load_ca_cert()]
     result = verify.verify_chain(certs, roots, host=host, purpose=purpose)
     if as_json:
-        from tlskit.cli.console import print_json
+        from tlskit.cli.plain import print_json
 
         print_json(result.to_dict())
     else:
@@ -236,7 +236,7 @@ def list_cmd(app: App, as_json: bool) -> None:
         info = pki.describe_cert(leaf)
         rows.append({"name": paths.dir.name, "path": str(paths.cert), **info})
     if as_json:
-        from tlskit.cli.console import print_json
+        from tlskit.cli.plain import print_json
 
         print_json(rows)
         return

@@ -20,9 +20,7 @@ from rich.tree import Tree
 WARN_DAYS = 30
 
 
-def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-    sys.stdout.flush()
+from tlskit.cli.plain import print_json  # noqa: E402,F401  (one JSON writer for every command)
 
 
 def _days_style(days: int, status: str = "valid") -> str:
