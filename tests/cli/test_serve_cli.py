@@ -1,0 +1,142 @@
+"""``tlskit serve``: start-up errors through CliRunner, a real run as a child process with signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tlskit.client import connect
+
+
+def test_missing_certificate_is_exit_6_with_the_fix(run):
+    assert run("ca", "init", "-q").exit_code == 0
+    result = run("serve", "--port", "0")
+    assert result.exit_code == 6
+    assert result.stderr == "error: no certificate for 'localhost'; run: tlskit cert issue localhost\n"
+
+
+def test_port_in_use_is_exit_4_naming_the_port(run):
+    run("ca", "init", "-q")
+    run("cert", "issue", "localhost", "127.0.0.1", "-q")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("serve", "--host", "127.0.0.1", "--port", str(port))
+    assert result.exit_code == 4 and f"port {port} is already in use" in result.stderr
+
+
+def test_mtls_without_any_ca_is_a_config_error(run, certs):
+    result = run("serve", "--cert", str(certs.cert), "--key", str(certs.key), "--mtls", "--port", "0")
+    assert result.exit_code == 3 and "--client-ca" in result.stderr
+
+
+def test_host_without_a_covering_certificate_is_exit_6(run):
+    # Twin of the port-in-use test, where certs/localhost covers 127.0.0.1 and serve gets as far as binding.
+    run("ca", "init", "-q")
+    run("cert", "issue", "localhost", "-q")  # no IP in it this time
+    result = run("serve", "--host", "127.0.0.1", "--port", "0")
+    assert result.exit_code == 6 and "no certificate for '127.0.0.1'" in result.stderr
+
+
+def test_bad_sni_entry_is_a_usage_error(run):
+    assert run("serve", "--sni", "no-equals-sign").exit_code == 2
+
+
+class ServeProcess:
+    """``python -m tlskit serve … --json-log`` as a child, its events read line by line with a deadline."""
+
+    def __init__(self, home: Path, *args: str) -> None:
+        env = {**os.environ, "TLSKIT_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "80"}
+        env.pop("SSLKEYLOGFILE", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tlskit", "serve", "--json-log", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=home.parent,
+        )
+        self.events: list[dict] = []
+        self._partial = b""
+
+    def wait_event(self, name: str, timeout: float = 10.0) -> dict:
+        import select
+
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while True:
+            for e in self.events:
+                if e["event"] == name:
+                    return e
+            left = deadline - time.monotonic()
+            # Raw reads on the file descriptor: a buffered readline() could hide lines from select().
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise AssertionError(f"no {name!r} event within {timeout} s; got {[e['event'] for e in self.events]}")
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise AssertionError(f"serve exited ({self.proc.poll()}): {self.proc.stderr.read().decode()}")
+            self._partial += chunk
+            *lines, self._partial = self._partial.split(b"\n")
+            self.events.extend(json.loads(line) for line in lines if line.strip())
+
+    def stop(self, sig: int, timeout: float = 10.0) -> int:
+        self.proc.send_signal(sig)  # this child, by its PID
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+
+@pytest.fixture
+def served(run):
+    run("ca", "init", "-q")
+    run("cert", "issue", "localhost", "127.0.0.1", "::1", "-q")
+    procs: list[ServeProcess] = []
+
+    def start(*args: str) -> ServeProcess:
+        procs.append(ServeProcess(run.home, *args))
+        return procs[-1]
+
+    yield start
+    for p in procs:
+        p.kill()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_serve_runs_echoes_and_stops_cleanly_on_a_signal(served, run, sig):
+    proc = served("--port", "0", "--host", "127.0.0.1")
+    listening = proc.wait_event("listening")
+    port = listening["port"]
+    assert listening["certificate_name"] == "localhost" and listening["mtls"] == "off"
+    result = connect("127.0.0.1", port, ca=run.home / "ca" / "ca.crt", system_ca=False, servername="localhost",
+                     send=b"hi\n", quiet=0.2, timeout=5)
+    assert result.reply == b"hi\n"
+    ok = proc.wait_event("handshake_ok")
+    assert ok["report"]["tls_version"] == "TLS 1.3" and ok["report"]["server_name"] == "localhost"
+    assert proc.stop(sig) == 0
+    stopped = proc.wait_event("stopped")
+    assert stopped["stats"]["connections"] == 1 and stopped["stats"]["handshakes_ok"] == 1
+    assert b"Traceback" not in proc.proc.stderr.read()
+
+
+@pytest.mark.slow
+def test_serve_warns_when_the_certificate_does_not_cover_the_host(served, run):
+    run("cert", "issue", "elsewhere.test", "-q")
+    proc = served("--port", "0", "--host", "127.0.0.1", "--cert", "elsewhere.test")
+    warning = proc.wait_event("san_mismatch")
+    assert warning["level"] == "warning" and warning["host"] == "127.0.0.1"
+    proc.wait_event("listening")
+    assert proc.stop(signal.SIGTERM) == 0

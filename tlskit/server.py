@@ -1,0 +1,814 @@
+"""An asyncio TLS server on a small protocol layer of our own.
+
+Each connection is an :class:`ssl.SSLObject` over two :class:`ssl.MemoryBIO`
+driven by a plain :class:`asyncio.BufferedProtocol`, not ``asyncio.start_server(ssl=...)``:
+asyncio's TLS transport closes without sending the alert when a handshake fails
+(CPython gh-98078) and keeps 256 KiB of buffers per connection. Here a failed
+handshake flushes the outgoing BIO, which holds OpenSSL's alert, before closing.
+
+Per-connection state is a ``__slots__`` object, two memory BIOs and one timer
+handle: no task, no per-connection read buffer (every connection reads into one
+shared buffer, consumed before the next read), and a bounded write buffer
+(``pause_reading`` while the peer does not read, so an echo never grows without
+bound).
+
+Events go to ``logging.getLogger(__name__)`` with their data in ``extra``: every
+record has ``event`` (``listening``, ``accepted``, ``handshake_ok``,
+``handshake_failed``, ``closed``, ``idle_timeout``, ``refused``, ``san_mismatch``,
+``stopped``) plus the fields for that event; ``handshake_ok`` carries the
+:class:`~tlskit.report.HandshakeReport` as ``report``.
+
+Anchors: uvicorn ``uvicorn/server.py`` (``Server.startup``), hypercorn
+``asyncio/tcp_server.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import re
+import socket
+import ssl
+from dataclasses import asdict, dataclass
+
+from tlskit import diagnose
+from tlskit.contexts import requested_server_name
+from tlskit.report import create_report, format_peer, peer_chain
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BACKLOG = 1024  # at least 512: a burst of connects must not be dropped by the kernel
+READ_BUFFER = 64 * 1024  # shared by every connection; each read is consumed at once
+WRITE_HIGH = 64 * 1024  # stop reading from a peer whose unsent echo exceeds this
+WRITE_LOW = 16 * 1024
+HTTP_HEAD_LIMIT = 16 * 1024
+_HEAD_KEEP = 64  # first bytes kept during the handshake, to recognise non-TLS clients
+_WILDCARD_HOSTS = ("", "0.0.0.0", "::", "*")
+_HOST_HEADER = re.compile(rb"\r\nhost:[ \t]*([A-Za-z0-9.\-:\[\]]{1,255})[ \t]*\r\n", re.I)
+
+_HANDSHAKE, _OPEN, _CLOSING, _CLOSED = range(4)
+
+
+@dataclass
+class ServerStats:
+    """Counters since the server started."""
+
+    connections: int = 0
+    active: int = 0
+    handshakes_ok: int = 0
+    handshakes_failed: int = 0
+    refused: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class _Connection(asyncio.BufferedProtocol):
+    __slots__ = (
+        "_srv",
+        "_transport",
+        "_tls",
+        "_in",
+        "_out",
+        "_state",
+        "_timer",
+        "_peer",
+        "_t0",
+        "_last",
+        "_rx",
+        "_tx",
+        "_head",
+        "_http",
+    )
+
+    def __init__(self, server: Server) -> None:
+        self._srv = server
+        self._transport: asyncio.Transport | None = None
+        self._tls: ssl.SSLObject | None = None
+        self._in = self._out = None
+        self._state = _HANDSHAKE
+        self._timer: asyncio.TimerHandle | None = None
+        self._peer = None
+        self._t0 = self._last = 0.0
+        self._rx = self._tx = 0
+        self._head: bytes | None = None
+        self._http: bytearray | None = None
+
+    # -- asyncio callbacks ---------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        srv = self._srv
+        self._transport = transport
+        self._peer = transport.get_extra_info("peername")
+        loop = srv._loop
+        self._t0 = loop.time()
+        if srv._closing or len(srv._conns) >= srv.max_connections:
+            self._state = _CLOSED
+            srv._refuse(self._peer)
+            transport.close()
+            return
+        srv._conns.add(self)
+        srv.stats.connections += 1
+        transport.set_write_buffer_limits(WRITE_HIGH, WRITE_LOW)
+        self._in = ssl.MemoryBIO()
+        self._out = ssl.MemoryBIO()
+        self._tls = srv.context.wrap_bio(self._in, self._out, server_side=True)
+        self._timer = loop.call_later(srv.handshake_timeout, self._handshake_timed_out)
+        if log.isEnabledFor(logging.INFO):
+            peer = format_peer(self._peer)
+            log.info("accepted %s", peer, extra={"event": "accepted", "peer": peer})
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._srv._rview
+
+    def buffer_updated(self, nbytes: int) -> None:
+        srv = self._srv
+        data = srv._rview[:nbytes]
+        self._rx += nbytes
+        state = self._state
+        if state == _OPEN:
+            self._last = srv._loop.time()
+            self._in.write(data)
+            self._pump()
+        elif state == _HANDSHAKE:
+            if self._head is None:
+                self._head = bytes(data[:_HEAD_KEEP])
+                if data[0] != 0x16 and diagnose.looks_like_http_request(data):
+                    self._reply_plain_http(bytes(data[:HTTP_HEAD_LIMIT]))
+                    return
+            self._in.write(data)
+            self._handshake()
+
+    def eof_received(self) -> bool:
+        if self._state == _HANDSHAKE:
+            self._handshake_failed(None)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        srv = self._srv
+        state = self._state
+        if state == _CLOSED:
+            return
+        if state == _HANDSHAKE:
+            self._handshake_failed(exc if isinstance(exc, OSError) else None, close=False)
+        self._state = _CLOSED
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        srv._conns.discard(self)
+        srv.stats.bytes_in += self._rx
+        srv.stats.bytes_out += self._tx
+        # Only sessions that got past the handshake log "closed" at INFO; a failure already said why.
+        level = logging.INFO if self._head is None and self._rx > 0 and state != _HANDSHAKE else logging.DEBUG
+        if log.isEnabledFor(level):
+            peer = format_peer(self._peer)
+            seconds = srv._loop.time() - self._t0
+            log.log(
+                level,
+                "closed %s: %d bytes in, %d bytes out, %.1f s",
+                peer,
+                self._rx,
+                self._tx,
+                seconds,
+                extra={"event": "closed", "peer": peer, "bytes_in": self._rx, "bytes_out": self._tx, "seconds": seconds},
+            )
+        self._tls = self._in = self._out = None
+        if srv._closing and not srv._conns:
+            srv._all_closed.set()
+
+    def pause_writing(self) -> None:
+        # The peer does not read its echo: stop reading from it until it does.
+        self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._transport.resume_reading()
+
+    # -- TLS -------------------------------------------------------------------------
+    def _flush(self) -> bytes:
+        data = self._out.read()
+        if data:
+            self._tx += len(data)
+            self._transport.write(data)
+        return data
+
+    def _handshake(self) -> None:
+        try:
+            self._tls.do_handshake()
+        except ssl.SSLWantReadError:
+            self._flush()
+            return
+        except ssl.SSLError as exc:
+            self._handshake_failed(exc)
+            return
+        self._flush()
+        self._handshake_done()
+
+    def _handshake_done(self) -> None:
+        srv = self._srv
+        loop = srv._loop
+        if self._timer is not None:
+            self._timer.cancel()
+        self._state = _OPEN
+        self._head = None
+        srv.stats.handshakes_ok += 1
+        now = self._last = loop.time()
+        self._timer = loop.call_later(srv.idle_timeout, self._idle_check)
+        if log.isEnabledFor(logging.INFO):
+            ms = (now - self._t0) * 1000.0
+            report = create_report(self._tls, side="server", peer=self._peer, handshake_ms=ms)
+            log.info(
+                "handshake ok %s: %s %s%s%s%s %.1f ms",
+                report.peer,
+                report.tls_version,
+                report.cipher,
+                f" SNI {report.server_name}" if report.server_name else "",
+                f" ALPN {report.alpn}" if report.alpn else "",
+                f" client {report.peer_subject}" if report.peer_subject else "",
+                ms,
+                extra={"event": "handshake_ok", "peer": report.peer, "report": report},
+            )
+        # A TLS 1.3 client may send data in the same flight as its Finished.
+        self._pump()
+
+    def _handshake_failed(self, exc: BaseException | None, *, close: bool = True) -> None:
+        if self._state != _HANDSHAKE:
+            return
+        srv = self._srv
+        self._state = _CLOSING
+        sent = b""
+        if self._out is not None and close:
+            sent = self._flush()  # the alert OpenSSL wrote: the whole point of this layer
+        srv.stats.handshakes_failed += 1
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if log.isEnabledFor(logging.WARNING):
+            tls = self._tls
+            ctx = tls.context if tls is not None else srv.context
+            chain = peer_chain(tls) if isinstance(exc, ssl.SSLCertVerificationError) else []
+            expl = diagnose.explain_server_failure(
+                exc,
+                raw=self._head or b"",
+                bytes_in=self._rx,
+                server_name=requested_server_name(tls) if tls is not None else None,
+                certificate=getattr(ctx, "certificate", None),
+                mtls=getattr(ctx, "mtls", "off"),
+                chain=chain,
+                min_tls=srv.min_tls,
+            )
+            alert_sent = diagnose.parse_plain_alert(sent) if sent else None
+            peer = format_peer(self._peer)
+            self._log_failure(expl, peer, exc, alert_sent)
+        if close:
+            self._transport.close()
+
+    def _log_failure(self, expl: diagnose.Explanation, peer: str | None, exc: BaseException | None, alert_sent: int | None) -> None:
+        ms = (self._srv._loop.time() - self._t0) * 1000.0
+        sent = f" (sent {diagnose.describe_alert(alert_sent)})" if alert_sent is not None else ""
+        log.warning(
+            "handshake failed %s: %s%s",
+            peer,
+            expl.message,
+            sent,
+            extra={
+                "event": "handshake_failed",
+                "peer": peer,
+                "code": expl.code,
+                "reason": expl.message,
+                "hint": expl.hint,
+                "alert_received": expl.alert,
+                "alert_sent": alert_sent,
+                "detail": str(exc) if exc is not None else None,
+                "ms": ms,
+            },
+        )
+
+    def _handshake_timed_out(self) -> None:
+        self._timer = None
+        if self._state != _HANDSHAKE:
+            return
+        srv = self._srv
+        self._state = _CLOSING
+        srv.stats.handshakes_failed += 1
+        t = srv.handshake_timeout
+        if self._rx == 0:
+            expl = diagnose.Explanation("handshake_timeout", f"the client sent nothing for {t:g} s (a silent or stalled client)")
+        else:
+            expl = diagnose.Explanation(
+                "handshake_timeout", f"the handshake did not finish within {t:g} s (the client stalled after {self._rx} bytes)"
+            )
+        if log.isEnabledFor(logging.WARNING):
+            self._log_failure(expl, format_peer(self._peer), None, None)
+        self._transport.abort()
+
+    def _reply_plain_http(self, head: bytes) -> None:
+        srv = self._srv
+        self._state = _CLOSING
+        srv.stats.handshakes_failed += 1
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        m = _HOST_HEADER.search(head)
+        host = m.group(1).decode("ascii") if m else srv.url_host
+        body = f"this port speaks TLS; use https://{host}/ instead\n".encode()
+        reply = (
+            b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        self._tx += len(reply)
+        self._transport.write(reply)
+        if log.isEnabledFor(logging.WARNING):
+            line = head.split(b"\r\n", 1)[0][:60].decode("ascii", "replace")
+            expl = diagnose.Explanation(
+                "plain_http", f"plain HTTP on a TLS port ({line!r}); answered 400 with a pointer to https://"
+            )
+            self._log_failure(expl, format_peer(self._peer), None, None)
+        self._transport.close()
+
+    def _pump(self) -> None:
+        """Decrypt what arrived and answer it (echo, or the HTTP page)."""
+        srv = self._srv
+        tls = self._tls
+        buf, view = srv._pbuf, srv._pview
+        size = len(buf)
+        while self._state == _OPEN:
+            try:
+                n = tls.read(size, buf)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:
+                self.shutdown()
+                return
+            except ssl.SSLError as exc:
+                self._flush()
+                reason = diagnose.reason_of(exc).lower().replace("_", " ") or str(exc)
+                alert = diagnose.alert_of(exc)
+                peer = format_peer(self._peer)
+                log.info(
+                    "connection error %s: %s",
+                    peer,
+                    diagnose.describe_alert(alert[0]) if alert else reason,
+                    extra={"event": "tls_error", "peer": peer, "detail": str(exc), "alert_received": alert[0] if alert else None},
+                )
+                self._state = _CLOSING
+                self._transport.close()
+                return
+            if not n:
+                # read() returns 0 (rather than raising) once the client's close_notify
+                # arrived: answer with ours and close.
+                self.shutdown()
+                return
+            if srv.http:
+                self._http_request(view[:n])
+            else:
+                tls.write(view[:n])
+        if self._out is not None:
+            self._flush()
+
+    def _http_request(self, chunk: memoryview) -> None:
+        req = self._http
+        if req is None:
+            req = self._http = bytearray()
+        req += chunk
+        end = req.find(b"\r\n\r\n")
+        if end < 0:
+            if len(req) > HTTP_HEAD_LIMIT:
+                self._http_reply(431, "Request Header Fields Too Large", b"request head too large\n")
+            return
+        method = bytes(req[: req.find(b" ")]) if b" " in req[:16] else b"GET"
+        report = create_report(self._tls, side="server", peer=self._peer)
+        body = _http_page(report).encode()
+        self._http_reply(200, "OK", b"" if method == b"HEAD" else body, length=len(body))
+
+    def _http_reply(self, status: int, phrase: str, body: bytes, length: int | None = None) -> None:
+        head = (
+            f"HTTP/1.1 {status} {phrase}\r\nServer: tlskit\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Length: {len(body) if length is None else length}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n"
+        ).encode()
+        self._tls.write(head + body)
+        self._http = None
+        self.shutdown()
+
+    def _idle_check(self) -> None:
+        srv = self._srv
+        self._timer = None
+        if self._state != _OPEN:
+            return
+        remaining = self._last + srv.idle_timeout - srv._loop.time()
+        if remaining > 0.001:
+            self._timer = srv._loop.call_later(remaining, self._idle_check)
+            return
+        if log.isEnabledFor(logging.INFO):
+            peer = format_peer(self._peer)
+            log.info(
+                "idle timeout %s: nothing for %g s",
+                peer,
+                srv.idle_timeout,
+                extra={"event": "idle_timeout", "peer": peer, "seconds": srv.idle_timeout},
+            )
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        """Send close_notify when the session is up, then close the socket."""
+        if self._state == _CLOSED or self._transport is None:
+            return
+        if self._state == _OPEN and self._tls is not None:
+            try:
+                self._tls.unwrap()
+            except (ssl.SSLError, ValueError):
+                pass  # SSLWantReadError: ours is written, the peer's is not awaited
+            self._flush()
+        self._state = _CLOSING
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._transport.close()
+
+    def abort(self) -> None:
+        if self._transport is not None and self._state != _CLOSED:
+            self._transport.abort()
+
+    def buffered(self) -> int:
+        """Bytes this connection holds in user space: unsent output and unprocessed input."""
+        total = self._transport.get_write_buffer_size() if self._transport is not None else 0
+        if self._in is not None:
+            total += self._in.pending + self._out.pending
+        if self._http is not None:
+            total += len(self._http)
+        return total
+
+
+def _http_page(report) -> str:
+    lines = [
+        "tlskit: TLS handshake OK",
+        f"protocol: {report.tls_version}",
+        f"cipher: {report.cipher} ({report.cipher_bits} bits)",
+        f"server name (SNI): {report.server_name or '-'}",
+        f"ALPN: {report.alpn or '-'}",
+        f"client certificate: {report.peer_subject or '-'}",
+        f"client: {report.peer}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+class Server:
+    """A TLS server: echo by default, or a one-page HTTP responder with ``http=True``.
+
+    Example::
+
+        ctx = contexts.create_server_context("cert.pem", "key.pem")
+        async with Server(ctx, "localhost", 0) as server:
+            print(server.port)
+            await server.serve()      # until server.close()
+    """
+
+    def __init__(
+        self,
+        context: ssl.SSLContext,
+        host: str | None = "localhost",
+        port: int = 8443,
+        *,
+        handshake_timeout: float = 10.0,
+        idle_timeout: float = 300.0,
+        max_connections: int = 10000,
+        backlog: int = DEFAULT_BACKLOG,
+        http: bool = False,
+        reuse_port: bool = False,
+        shutdown_grace: float = 2.0,
+        name: str | None = None,
+    ) -> None:
+        """Configure the server; nothing is bound until :meth:`start`.
+
+        Args:
+            context: a server context from :func:`tlskit.contexts.create_server_context`.
+            host: bind every address this resolves to (IPv4 and IPv6); ``""``/None: all interfaces.
+            port: the port; 0 picks a free one (the same on every address), see :attr:`port`.
+            handshake_timeout: close a connection whose handshake takes longer (seconds).
+            idle_timeout: close an established connection idle this long (seconds).
+            max_connections: refuse (close at once, and log) connections beyond this many.
+            backlog: the listen backlog (at least 512).
+            http: answer each request with a short text page about the handshake, then close.
+            reuse_port: set SO_REUSEPORT (several processes sharing the port).
+            shutdown_grace: how long :meth:`close` waits for connections to finish.
+            name: the certificate's name for the log (a store name), if any.
+        """
+        if handshake_timeout <= 0 or idle_timeout <= 0:
+            raise ValueError("timeouts must be positive")
+        self.context = context
+        self.host = host
+        self.requested_port = port
+        self.handshake_timeout = float(handshake_timeout)
+        self.idle_timeout = float(idle_timeout)
+        self.max_connections = int(max_connections)
+        self.backlog = max(512, int(backlog))
+        self.http = http
+        self.reuse_port = reuse_port
+        self.shutdown_grace = shutdown_grace
+        self.name = name
+        self.stats = ServerStats()
+        self.min_tls = {ssl.TLSVersion.TLSv1_3: "1.3"}.get(context.minimum_version, "1.2")
+        self._servers: list[asyncio.AbstractServer] = []
+        self._sockets: list[socket.socket] = []
+        self._conns: set[_Connection] = set()
+        self._closing = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped: asyncio.Event | None = None
+        self._all_closed: asyncio.Event | None = None
+        self._finisher: asyncio.Task | None = None
+        self._rbuf = bytearray(READ_BUFFER)
+        self._rview = memoryview(self._rbuf)
+        self._pbuf = bytearray(READ_BUFFER)
+        self._pview = memoryview(self._pbuf)
+        self._refused_logged_at = -1e9
+        self._refused_at_log = 0
+
+    # -- addresses ---------------------------------------------------------------------
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        """Every bound ``(address, port)``."""
+        return [s.getsockname()[:2] for s in self._sockets]
+
+    @property
+    def bound_ports(self) -> list[int]:
+        return sorted({a[1] for a in self.addresses})
+
+    @property
+    def port(self) -> int:
+        """The bound port (the same on every address)."""
+        if not self._sockets:
+            raise RuntimeError("the server is not started")
+        return self.addresses[0][1]
+
+    @property
+    def url_host(self) -> str:
+        host = self.host if self.host not in (None, *_WILDCARD_HOSTS) else "localhost"
+        h = f"[{host}]" if ":" in host else host
+        return f"{h}:{self.port}" if self._sockets else h
+
+    @property
+    def active(self) -> int:
+        return len(self._conns)
+
+    # -- life cycle -------------------------------------------------------------------------
+    async def __aenter__(self) -> Server:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Bind and listen on every address, then log ``listening``.
+
+        Raises:
+            NetworkError: the host does not resolve, the port is in use or privileged.
+        """
+        if self._sockets:
+            return
+        loop = self._loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        self._all_closed = asyncio.Event()
+        socks = await self._bind()
+        try:
+            for sock in socks:
+                self._servers.append(await loop.create_server(lambda: _Connection(self), sock=sock, backlog=self.backlog))
+        except OSError as exc:
+            for s in self._servers:
+                s.close()
+            for s in socks:
+                s.close()
+            raise diagnose.explain_listen_error(exc, host=self.host, port=self.requested_port) from exc
+        self._sockets = socks
+        self._log_listening()
+
+    async def _bind(self) -> list[socket.socket]:
+        loop = asyncio.get_running_loop()
+        host = None if self.host in (None, *_WILDCARD_HOSTS) else self.host
+        try:
+            infos = await loop.getaddrinfo(host, self.requested_port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        except socket.gaierror as exc:
+            raise diagnose.explain_listen_error(exc, host=self.host, port=self.requested_port) from exc
+        if host is not None and (host.lower() == "localhost" or host.lower().endswith(".localhost")):
+            # RFC 6761 §6.3: "localhost" is both loopbacks, whatever /etc/hosts says; curl and
+            # browsers resolve it to ::1 and 127.0.0.1 themselves, so listen on both.
+            infos = [
+                *infos,
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", self.requested_port)),
+                (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", self.requested_port, 0, 0)),
+            ]
+        seen, addrs = set(), []
+        for family, _, _, _, sockaddr in sorted(infos, key=lambda i: i[0] != socket.AF_INET):
+            key = (family, sockaddr[0])
+            if key not in seen:
+                seen.add(key)
+                addrs.append((family, sockaddr))
+        attempts = 20 if self.requested_port == 0 else 1
+        for attempt in range(attempts):
+            port, socks = self.requested_port, []
+            try:
+                for family, sockaddr in addrs:
+                    sock = self._bind_one(family, sockaddr, port, skippable=len(addrs) > 1)
+                    if sock is None:
+                        continue
+                    socks.append(sock)
+                    if port == 0:
+                        port = sock.getsockname()[1]
+                if not socks:
+                    raise OSError(errno.EADDRNOTAVAIL, "no usable address")
+                return socks
+            except OSError as exc:
+                for s in socks:
+                    s.close()
+                if self.requested_port == 0 and exc.errno == errno.EADDRINUSE and attempt < attempts - 1:
+                    continue  # the free IPv4 port is taken on IPv6: pick another
+                raise diagnose.explain_listen_error(exc, host=self.host, port=port) from exc
+        raise AssertionError("unreachable")
+
+    def _bind_one(self, family: int, sockaddr: tuple, port: int, *, skippable: bool) -> socket.socket | None:
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError as exc:
+            if skippable and family == socket.AF_INET6 and exc.errno in (errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT):
+                log.warning("IPv6 is not available; listening on IPv4 only", extra={"event": "no_ipv6"})
+                return None
+            raise
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if self.reuse_port and hasattr(socket, "SO_REUSEPORT"):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:
+                # One socket per family, so "::" and "0.0.0.0" can both be bound.
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((sockaddr[0], port, *sockaddr[2:]))
+            sock.setblocking(False)
+            return sock
+        except OSError as exc:
+            sock.close()
+            if skippable and family == socket.AF_INET6 and exc.errno == errno.EADDRNOTAVAIL:
+                log.warning(
+                    "cannot bind %s (IPv6 disabled?); listening on the other addresses",
+                    sockaddr[0],
+                    extra={"event": "no_ipv6", "address": sockaddr[0]},
+                )
+                return None
+            raise
+
+    def _log_listening(self) -> None:
+        from tlskit import pki
+        from tlskit.verify import host_matches
+
+        ctx = self.context
+        cert = getattr(ctx, "certificate", None)
+        info = pki.describe_cert(cert) if cert is not None else None
+        host = self.host
+        if cert is not None and host not in (None, *_WILDCARD_HOSTS) and not host_matches(cert, host):
+            covers = ", ".join(n.split(":", 1)[1] for n in info["sans"]) or "no names"
+            log.warning(
+                "the certificate does not cover %r (it covers: %s): clients connecting to %s will reject it",
+                host,
+                covers,
+                f"https://{self.url_host}/",
+                extra={"event": "san_mismatch", "host": host, "sans": info["sans"]},
+            )
+        for sni_name, sni_cert in getattr(ctx, "sni_certificates", {}).items():
+            probe = "x" + sni_name[1:] if sni_name.startswith("*.") else sni_name
+            if not host_matches(sni_cert, probe):
+                log.warning(
+                    "the certificate for SNI name %r does not cover it",
+                    sni_name,
+                    extra={"event": "san_mismatch", "host": sni_name, "sans": pki.sans_of(sni_cert)},
+                )
+        if info is not None and info["days_left"] < 30:
+            log.warning(
+                "the certificate expires in %d days (%s)",
+                info["days_left"],
+                info["not_after"],
+                extra={"event": "expires_soon", "days_left": info["days_left"]},
+            )
+        addrs = [format_peer(a) for a in self.addresses]
+        mtls = getattr(ctx, "mtls", "off")
+        log.info(
+            "listening on %s (certificate %s, expires %s, mTLS %s%s)",
+            ", ".join(addrs),
+            self.name or (info["subject"] if info else "?"),
+            info["not_after"][:10] if info else "?",
+            mtls,
+            ", HTTP mode" if self.http else "",
+            extra={
+                "event": "listening",
+                "addresses": addrs,
+                "port": self.port,
+                "url": f"https://{self.url_host}/",
+                "certificate_name": self.name,
+                "certificate_path": str(getattr(ctx, "certificate_path", "") or "") or None,
+                "certificate": info,
+                "mtls": mtls,
+                "client_ca": str(getattr(ctx, "client_ca_path", "") or "") or None,
+                "alpn": list(getattr(ctx, "alpn", ())),
+                "sni": sorted(getattr(ctx, "sni_certificates", {})),
+                "mode": "http" if self.http else "echo",
+                "keylog": str(getattr(ctx, "keylog_path", "") or "") or None,
+            },
+        )
+
+    def _refuse(self, peer) -> None:
+        self.stats.refused += 1
+        now = self._loop.time()
+        # One line a second at most: a flood must not turn into a flood of log lines.
+        if now - self._refused_logged_at >= 1.0 and log.isEnabledFor(logging.WARNING):
+            count = self.stats.refused - self._refused_at_log
+            self._refused_logged_at, self._refused_at_log = now, self.stats.refused
+            p = format_peer(peer)
+            why = "shutting down" if self._closing else f"{len(self._conns)} connections open, the limit is {self.max_connections}"
+            log.warning(
+                "refused %s: %s%s",
+                p,
+                why,
+                f" ({count} refused since the last report)" if count > 1 else "",
+                extra={"event": "refused", "peer": p, "active": len(self._conns), "max_connections": self.max_connections, "refused": self.stats.refused},
+            )
+
+    async def serve(self) -> ServerStats:
+        """Serve until :meth:`close` (or cancellation); start first if needed.
+
+        Returns:
+            The final :class:`ServerStats`.
+        """
+        await self.start()
+        try:
+            await self._stopped.wait()
+        except asyncio.CancelledError:
+            self.close()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._stopped.wait()), self.shutdown_grace + 1)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                pass
+            raise
+        return self.stats
+
+    def close(self) -> None:
+        """Stop accepting, send close_notify on every connection, then finish; call it in the loop's thread.
+
+        Idempotent. The ``stopped`` event (with the summary) is logged when the last
+        connection is gone or ``shutdown_grace`` has passed.
+        """
+        if self._closing or self._loop is None:
+            return
+        self._closing = True
+        for s in self._servers:
+            s.close()
+        for conn in list(self._conns):
+            conn.shutdown()
+        self._finisher = self._loop.create_task(self._finish())
+
+    async def aclose(self) -> ServerStats:
+        """:meth:`close` and wait until it is done."""
+        if self._loop is None:
+            return self.stats
+        self.close()
+        await self._stopped.wait()
+        return self.stats
+
+    async def _finish(self) -> None:
+        if self._conns:
+            try:
+                await asyncio.wait_for(self._all_closed.wait(), self.shutdown_grace)
+            except asyncio.TimeoutError:
+                for conn in list(self._conns):
+                    conn.abort()
+                await asyncio.sleep(0)
+        for s in self._servers:
+            try:
+                await asyncio.wait_for(s.wait_closed(), 1.0)
+            except asyncio.TimeoutError:
+                pass
+        self.stats.active = len(self._conns)
+        st = self.stats
+        log.info(
+            "stopped: %d connections, %d handshakes ok, %d failed, %d refused",
+            st.connections,
+            st.handshakes_ok,
+            st.handshakes_failed,
+            st.refused,
+            extra={"event": "stopped", "stats": st.to_dict()},
+        )
+        self._stopped.set()
+
+    def buffered_bytes(self) -> int:
+        """Bytes held in user space for every open connection (bounded by back-pressure)."""
+        return sum(c.buffered() for c in self._conns)
+
+    def snapshot(self) -> ServerStats:
+        """The counters now, with ``active`` filled in."""
+        self.stats.active = len(self._conns)
+        return ServerStats(**self.stats.to_dict())
+
+
+def is_wildcard_host(host: str | None) -> bool:
+    """Whether ``host`` means "every interface"."""
+    return host in (None, *_WILDCARD_HOSTS)
+
+
+__all__ = ["DEFAULT_BACKLOG", "Server", "ServerStats"]
