@@ -161,8 +161,13 @@ def _parse_certs(p: Path, data: bytes, what: str) -> list[x509.Certificate]:
         if b"PRIVATE KEY-----" in data:
             raise PKIError(f"{what} {p} holds a private key, not a certificate", hint="did you swap --cert and --key?")
         raise PKIError(f"{what} {p} is not a PEM certificate", hint="expected a -----BEGIN CERTIFICATE----- block")
+    import warnings
+
     try:
-        return x509.load_pem_x509_certificates(data)
+        with warnings.catch_warnings():
+            # System bundles hold old roots with non-positive serials; that is not the user's problem.
+            warnings.simplefilter("ignore")
+            return x509.load_pem_x509_certificates(data)
     except ValueError as exc:
         raise PKIError(f"{what} {p} holds a damaged PEM certificate", hint="issue it again") from exc
 
@@ -260,7 +265,10 @@ def load_ca_file(path: PathLike, *, what: str = "CA file", now: dt.datetime | No
     now = now or dt.datetime.now(dt.timezone.utc)
     p, data = _read(path, what)
     certs = _parse_certs(p, data, what)
-    for c in certs:
+    # In a bundle (the system store has 140 roots) a few expired roots are normal noise:
+    # warn only when every CA in the file has expired, which does break verification.
+    expired = [c for c in certs if now > c.not_valid_after_utc]
+    for c in expired if len(expired) == len(certs) else []:
         if now > c.not_valid_after_utc:
             log.warning(
                 "%s %s: %s expired on %s",
