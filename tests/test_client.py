@@ -387,6 +387,54 @@ def test_default_port_constant():
 def test_reply_ends_at_the_servers_close_notify_not_after_the_quiet_period(serve, certs):
     srv = serve(http=True)
     t0 = time.monotonic()
-    result = connect("localhost", srv.port, **trusted(ca=certs.ca), send=b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", quiet=3)
+    request = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"  # HTTP/1.1 keeps the connection open otherwise
+    result = connect("localhost", srv.port, **trusted(ca=certs.ca), send=request, quiet=3)
     assert time.monotonic() - t0 < 1.0
     assert result.reply.startswith(b"HTTP/1.1 200 OK")
+
+
+# --- every alert a server may send, in plain words -----------------------------------------------------------
+
+
+def alert_server(number: int):
+    """A peer that reads the ClientHello and answers with one plaintext fatal alert, as any TLS server may."""
+
+    def handler(conn: socket.socket) -> None:
+        conn.recv(65536)
+        conn.sendall(b"\x15\x03\x03\x00\x02\x02" + bytes([number]))
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    ("number", "code", "words", "hint"),
+    [
+        # 116, 70 and 40 are proven above against a real tlskit server; these are the rest.
+        (112, "unrecognized_name", "has no certificate for the name 'localhost'", "--servername"),
+        (120, "no_alpn", "no application protocol in common", "--alpn"),
+        (71, "insufficient_security", "considers what we offer too weak", "--ciphers"),
+        (80, "internal_error", "internal error", "--min-tls"),
+        (48, "peer_rejected", "rejected the handshake", "server's log"),
+        (86, "alert", "ended the handshake (TLS alert 86 inappropriate_fallback)", "server's log"),
+    ],
+)
+def test_each_alert_from_the_server_is_explained(certs, tcp_server, number, code, words, hint):
+    srv = tcp_server(alert_server(number))
+    with pytest.raises(TLSError) as info:
+        connect("localhost", srv.port, **trusted(ca=certs.ca))
+    err = info.value
+    assert err.code == code and err.alert == number, (err.code, err.message)
+    assert words in err.message and f"TLS alert {number}" in err.message
+    assert hint in err.hint
+    assert "\n" not in err.message
+
+
+def test_client_certificate_refusals_name_the_reason(certs, tcp_server):
+    # With a certificate sent, 45 and 48 mean the server judged *our* certificate.
+    for number, why in ((45, "it says the certificate expired"), (48, "it does not trust the CA that issued it")):
+        srv = tcp_server(alert_server(number))
+        with pytest.raises(TLSError) as info:
+            connect("localhost", srv.port, **trusted(ca=certs.ca), cert=certs.client_cert, key=certs.client_key)
+        err = info.value
+        assert err.alert == number and err.code == "client_cert_rejected", (err.code, err.message)
+        assert why in err.message and "--client" in err.hint

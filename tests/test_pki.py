@@ -93,7 +93,8 @@ def test_ca_is_a_self_signed_root_with_a_cn(issued: pki.IssuedCert) -> None:
     assert ca.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "tlskit test CA"
     ca.verify_directly_issued_by(ca)
     assert ca.not_valid_before_utc == NOW - pki.BACKDATE
-    assert ca.not_valid_after_utc - ca.not_valid_before_utc == dt.timedelta(days=pki.CA_DAYS) + pki.BACKDATE
+    # The whole period (notBefore through notAfter inclusive, RFC 5280 §4.1.2.5) is CA_DAYS.
+    assert ca.not_valid_after_utc - ca.not_valid_before_utc + dt.timedelta(seconds=1) == dt.timedelta(days=pki.CA_DAYS)
 
 
 def test_serials_are_positive_random_and_at_most_20_octets(issued: pki.IssuedCert) -> None:
@@ -184,7 +185,8 @@ def test_leaf_key_is_of_the_type_asked_for_and_matches(issued: pki.IssuedCert) -
 def test_leaf_validity_is_explicit_and_825_days_by_default(issued: pki.IssuedCert) -> None:
     cert = issued.cert
     assert cert.not_valid_before_utc == NOW - pki.BACKDATE
-    assert cert.not_valid_after_utc == NOW + dt.timedelta(days=825)
+    # 825 days in all, backdating included: Apple counts notBefore to notAfter (testssl too).
+    assert cert.not_valid_after_utc - cert.not_valid_before_utc + dt.timedelta(seconds=1) == dt.timedelta(days=825)
     assert pki.describe_cert(cert, NOW)["days_left"] == 825
 
 

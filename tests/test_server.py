@@ -410,11 +410,11 @@ def test_http_mode_answers_with_the_handshake(serve, certs):
     srv = serve(http=True)
     result = client.connect(
         "127.0.0.1", srv.port, ca=certs.ca, system_ca=False, servername="localhost",
-        send=b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n", quiet=1, timeout=5,
+        send=b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", quiet=1, timeout=5,
     )
     head, _, body = result.reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 OK") and b"Connection: close" in head
-    assert b"protocol: TLS 1.3" in body and b"server name (SNI): localhost" in body
+    assert b"<code>TLSv1.3</code>" in body and b"<dt>Server name (SNI)</dt><dd><code>localhost</code>" in body
 
 
 def test_client_close_notify_is_answered_at_once(serve, certs, events):

@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import ssl
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Union
@@ -464,7 +465,45 @@ def create_server_context(
         ctx.sni_callback = _make_sni_callback(by_name)
     else:
         ctx.sni_callback = _record_sni
+    _install_bad_sni_filter()
     return ctx
+
+
+def _install_bad_sni_filter() -> None:
+    """Keep a hostile client's non-ASCII SNI from printing a traceback on the server's stderr.
+
+    CPython decodes the SNI as ASCII before it calls ``sni_callback``; when that
+    fails it reports the UnicodeDecodeError through ``sys.unraisablehook`` (a full
+    traceback per connection) and aborts the handshake with alert 80, which the
+    server logs as an ordinary failed handshake (``bad_sni``). This hook drops
+    exactly that report, and hands every other one to the previous hook.
+    Installed once; idempotent.
+    """
+    previous = sys.unraisablehook
+    if getattr(previous, "tlskit_bad_sni_filter", False):
+        return
+
+    def hook(unraisable) -> None:
+        if (
+            isinstance(unraisable.exc_value, UnicodeDecodeError)
+            and isinstance(unraisable.object, bytes)
+            and _raised_in_ssl_handshake(unraisable.exc_traceback)
+        ):
+            log.debug("a client sent a non-ASCII server name %r", unraisable.object[:64], extra={"event": "bad_sni"})
+            return
+        previous(unraisable)
+
+    hook.tlskit_bad_sni_filter = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook
+
+
+def _raised_in_ssl_handshake(tb) -> bool:
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name == "do_handshake" and code.co_filename == ssl.__file__:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 _SNI_ATTR = "tlskit_server_name"

@@ -68,6 +68,7 @@ ALERTS = {
 _ALERT_NUMBERS = {name: num for num, name in ALERTS.items()}
 # OpenSSL spells a few differently from the RFC.
 _ALERT_NUMBERS.update({"user_cancelled": 90, "decryption_failed": 21, "no_certificate": 41})
+_UNNAMED_ALERT = re.compile(r"\[SSL\] (sslv3|tlsv1|tlsv13) alert ([a-z ]+?) \(")
 _ALERT_REASON = re.compile(r"^(?:SSLV3|TLSV1|TLSV13)_(?:ALERT_)?([A-Z_]+)$")
 
 # X509_V_ERR_* codes from OpenSSL's x509_vfy.h that we explain individually.
@@ -147,6 +148,11 @@ def reason_of(exc: BaseException) -> str:
     reason = getattr(exc, "reason", None)
     if reason:
         return str(reason)
+    # Python 3.11's table of OpenSSL reasons lacks a few (alert 120 arrives as
+    # "[SSL] tlsv1 alert no application protocol"): rebuild the name from the text.
+    m = _UNNAMED_ALERT.search(str(exc))
+    if m:
+        return f"{m.group(1).upper()}_ALERT_{m.group(2).upper().replace(' ', '_')}"
     if isinstance(exc, ssl.SSLEOFError):
         return "UNEXPECTED_EOF_WHILE_READING"
     return ""
@@ -741,7 +747,13 @@ def explain_server_failure(
         return Explanation("no_shared_version", f"no shared protocol version{detail} (we need TLS {min_tls} or later)")
     if reason in _CIPHER_REASONS:
         return Explanation("no_shared_cipher", "no cipher in common with the client (we accept only ECDHE with AES-GCM or ChaCha20)")
-    if reason in _OVERSIZE_REASONS or reason == "TLSV1_ALERT_RECORD_OVERFLOW":
+    if reason == "CALLBACK_FAILED":
+        # CPython's SNI hook failed before ours ran: the name is not ASCII (see contexts._install_bad_sni_filter).
+        return Explanation("bad_sni", "the client sent a server name (SNI) that is not ASCII, which RFC 6066 §3 forbids")
+    # A TLS record header (type 20-23, major version 3) announcing more than OpenSSL accepts
+    # is an oversized record, not a foreign protocol, even though OpenSSL calls it "packet length too long".
+    tls_header = len(raw) >= 5 and 20 <= raw[0] <= 23 and raw[1] == 3
+    if reason in _OVERSIZE_REASONS or reason == "TLSV1_ALERT_RECORD_OVERFLOW" or (reason == "PACKET_LENGTH_TOO_LONG" and tls_header):
         return Explanation("record_overflow", "the client sent an oversized TLS record")
     what = describe_non_tls(raw)
     if what is not None or reason in _NOT_TLS_REASONS:

@@ -149,7 +149,10 @@ def _base_builder(
         # 159 random bits: positive and at most 20 octets (RFC 5280 §4.1.2.2, CA/B BR 7.1).
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
-        .not_valid_after(not_before + BACKDATE + dt.timedelta(days=days))
+        # The whole validity period is `days`, backdating included: RFC 5280 §4.1.2.5 counts
+        # notBefore through notAfter inclusive, and Apple refuses a leaf whose period exceeds
+        # 825 days (testssl rated the old "825 days + 5 min" MEDIUM).
+        .not_valid_after(not_before + dt.timedelta(days=days) - dt.timedelta(seconds=1))
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     )
 

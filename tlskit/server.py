@@ -32,17 +32,22 @@ import socket
 import ssl
 from dataclasses import asdict, dataclass
 
-from tlskit import diagnose
+from tlskit import diagnose, httpmode
 from tlskit.contexts import requested_server_name
 from tlskit.report import create_report, format_peer, peer_chain
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BACKLOG = 1024  # at least 512: a burst of connects must not be dropped by the kernel
-READ_BUFFER = 64 * 1024  # shared by every connection; each read is consumed at once
+# At least 512: a burst of connects must not be dropped by the kernel. 1024 overflowed under a
+# 2,000-connect burst (a dropped SYN costs the next client a 1 s retransmit, tests/test_hostile.py);
+# the kernel caps it at net.core.somaxconn (4096 since Linux 5.4).
+DEFAULT_BACKLOG = 4096
+READ_BUFFER = 256 * 1024  # shared by every connection; each read is consumed at once (256 KiB: a third
+# less CPU per echoed byte than 64 KiB, fewer trips through the loop; it costs memory once, not per connection)
 WRITE_HIGH = 64 * 1024  # stop reading from a peer whose unsent echo exceeds this
 WRITE_LOW = 16 * 1024
 HTTP_HEAD_LIMIT = 16 * 1024
+FD_RESERVE = 64  # descriptors beyond the connections: listening sockets, the log, the key log, stdio
 _HEAD_KEEP = 64  # first bytes kept during the handshake, to recognise non-TLS clients
 _WILDCARD_HOSTS = ("", "0.0.0.0", "::", "*")
 _HOST_HEADER = re.compile(rb"\r\nhost:[ \t]*([A-Za-z0-9.\-:\[\]]{1,255})[ \t]*\r\n", re.I)
@@ -95,7 +100,7 @@ class _Connection(asyncio.BufferedProtocol):
         self._t0 = self._last = 0.0
         self._rx = self._tx = 0
         self._head: bytes | None = None
-        self._http: bytearray | None = None
+        self._http: httpmode.HTTPSession | None = None  # only in HTTP mode, from the first request
 
     # -- asyncio callbacks ---------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -116,7 +121,7 @@ class _Connection(asyncio.BufferedProtocol):
         self._out = ssl.MemoryBIO()
         self._tls = srv.context.wrap_bio(self._in, self._out, server_side=True)
         self._timer = loop.call_later(srv.handshake_timeout, self._handshake_timed_out)
-        if log.isEnabledFor(logging.INFO):
+        if log.isEnabledFor(logging.INFO) and srv._line_allowed("accepted"):
             peer = format_peer(self._peer)
             log.info("accepted %s", peer, extra={"event": "accepted", "peer": peer})
 
@@ -162,7 +167,7 @@ class _Connection(asyncio.BufferedProtocol):
         srv.stats.bytes_out += self._tx
         # Only sessions that got past the handshake log "closed" at INFO; a failure already said why.
         level = logging.INFO if self._head is None and self._rx > 0 and state != _HANDSHAKE else logging.DEBUG
-        if log.isEnabledFor(level):
+        if log.isEnabledFor(level) and (level != logging.INFO or srv._line_allowed("closed")):
             peer = format_peer(self._peer)
             seconds = srv._loop.time() - self._t0
             log.log(
@@ -215,7 +220,7 @@ class _Connection(asyncio.BufferedProtocol):
         srv.stats.handshakes_ok += 1
         now = self._last = loop.time()
         self._timer = loop.call_later(srv.idle_timeout, self._idle_check)
-        if log.isEnabledFor(logging.INFO):
+        if log.isEnabledFor(logging.INFO) and srv._line_allowed("handshake_ok"):
             ms = (now - self._t0) * 1000.0
             report = create_report(self._tls, side="server", peer=self._peer, handshake_ms=ms)
             log.info(
@@ -244,7 +249,8 @@ class _Connection(asyncio.BufferedProtocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if log.isEnabledFor(logging.WARNING):
+        level = srv._failure_level()
+        if log.isEnabledFor(level):
             tls = self._tls
             ctx = tls.context if tls is not None else srv.context
             chain = peer_chain(tls) if isinstance(exc, ssl.SSLCertVerificationError) else []
@@ -260,14 +266,17 @@ class _Connection(asyncio.BufferedProtocol):
             )
             alert_sent = diagnose.parse_plain_alert(sent) if sent else None
             peer = format_peer(self._peer)
-            self._log_failure(expl, peer, exc, alert_sent)
+            self._log_failure(expl, peer, exc, alert_sent, level)
         if close:
             self._transport.close()
 
-    def _log_failure(self, expl: diagnose.Explanation, peer: str | None, exc: BaseException | None, alert_sent: int | None) -> None:
+    def _log_failure(
+        self, expl: diagnose.Explanation, peer: str | None, exc: BaseException | None, alert_sent: int | None, level: int = logging.WARNING
+    ) -> None:
         ms = (self._srv._loop.time() - self._t0) * 1000.0
         sent = f" (sent {diagnose.describe_alert(alert_sent)})" if alert_sent is not None else ""
-        log.warning(
+        log.log(
+            level,
             "handshake failed %s: %s%s",
             peer,
             expl.message,
@@ -299,8 +308,9 @@ class _Connection(asyncio.BufferedProtocol):
             expl = diagnose.Explanation(
                 "handshake_timeout", f"the handshake did not finish within {t:g} s (the client stalled after {self._rx} bytes)"
             )
-        if log.isEnabledFor(logging.WARNING):
-            self._log_failure(expl, format_peer(self._peer), None, None)
+        level = srv._failure_level()
+        if log.isEnabledFor(level):
+            self._log_failure(expl, format_peer(self._peer), None, None, level)
         self._transport.abort()
 
     def _reply_plain_http(self, head: bytes) -> None:
@@ -319,12 +329,13 @@ class _Connection(asyncio.BufferedProtocol):
         )
         self._tx += len(reply)
         self._transport.write(reply)
-        if log.isEnabledFor(logging.WARNING):
+        level = srv._failure_level()
+        if log.isEnabledFor(level):
             line = head.split(b"\r\n", 1)[0][:60].decode("ascii", "replace")
             expl = diagnose.Explanation(
                 "plain_http", f"plain HTTP on a TLS port ({line!r}); answered 400 with a pointer to https://"
             )
-            self._log_failure(expl, format_peer(self._peer), None, None)
+            self._log_failure(expl, format_peer(self._peer), None, None, level)
         self._transport.close()
 
     def _pump(self) -> None:
@@ -368,28 +379,15 @@ class _Connection(asyncio.BufferedProtocol):
             self._flush()
 
     def _http_request(self, chunk: memoryview) -> None:
-        req = self._http
-        if req is None:
-            req = self._http = bytearray()
-        req += chunk
-        end = req.find(b"\r\n\r\n")
-        if end < 0:
-            if len(req) > HTTP_HEAD_LIMIT:
-                self._http_reply(431, "Request Header Fields Too Large", b"request head too large\n")
-            return
-        method = bytes(req[: req.find(b" ")]) if b" " in req[:16] else b"GET"
-        report = create_report(self._tls, side="server", peer=self._peer)
-        body = _http_page(report).encode()
-        self._http_reply(200, "OK", b"" if method == b"HEAD" else body, length=len(body))
-
-    def _http_reply(self, status: int, phrase: str, body: bytes, length: int | None = None) -> None:
-        head = (
-            f"HTTP/1.1 {status} {phrase}\r\nServer: tlskit\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            f"Content-Length: {len(body) if length is None else length}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n"
-        ).encode()
-        self._tls.write(head + body)
-        self._http = None
-        self.shutdown()
+        session = self._http
+        if session is None:
+            session = self._http = httpmode.create_session(self._tls, self._peer)
+        reply, close = session.receive(chunk)
+        if reply:
+            self._tls.write(reply)
+        if close:
+            self._http = None
+            self.shutdown()
 
     def _idle_check(self) -> None:
         srv = self._srv
@@ -436,25 +434,12 @@ class _Connection(asyncio.BufferedProtocol):
         if self._in is not None:
             total += self._in.pending + self._out.pending
         if self._http is not None:
-            total += len(self._http)
+            total += self._http.buffered
         return total
 
 
-def _http_page(report) -> str:
-    lines = [
-        "tlskit: TLS handshake OK",
-        f"protocol: {report.tls_version}",
-        f"cipher: {report.cipher} ({report.cipher_bits} bits)",
-        f"server name (SNI): {report.server_name or '-'}",
-        f"ALPN: {report.alpn or '-'}",
-        f"client certificate: {report.peer_subject or '-'}",
-        f"client: {report.peer}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
 class Server:
-    """A TLS server: echo by default, or a one-page HTTP responder with ``http=True``.
+    """A TLS server: echo by default, or an HTTP/1.1 responder with ``http=True``.
 
     Example::
 
@@ -478,6 +463,7 @@ class Server:
         reuse_port: bool = False,
         shutdown_grace: float = 2.0,
         name: str | None = None,
+        log_rate: int | None = None,
     ) -> None:
         """Configure the server; nothing is bound until :meth:`start`.
 
@@ -489,10 +475,15 @@ class Server:
             idle_timeout: close an established connection idle this long (seconds).
             max_connections: refuse (close at once, and log) connections beyond this many.
             backlog: the listen backlog (at least 512).
-            http: answer each request with a short text page about the handshake, then close.
+            http: speak HTTP/1.1 (keep-alive): ``/`` is a page about the visitor's handshake,
+                ``/json`` the same as JSON (see :mod:`tlskit.httpmode`).
             reuse_port: set SO_REUSEPORT (several processes sharing the port).
             shutdown_grace: how long :meth:`close` waits for connections to finish.
             name: the certificate's name for the log (a store name), if any.
+            log_rate: at most this many per-connection INFO records (``accepted``,
+                ``handshake_ok``, ``closed``) a second; beyond it they are counted and one
+                ``busy`` record a second says how many were not logged. None: every one.
+                Failures (WARNING) are never held back.
         """
         if handshake_timeout <= 0 or idle_timeout <= 0:
             raise ValueError("timeouts must be positive")
@@ -523,6 +514,13 @@ class Server:
         self._pview = memoryview(self._pbuf)
         self._refused_logged_at = -1e9
         self._refused_at_log = 0
+        self._failures_since = -1e9
+        self._failures_logged = 0
+        self.log_rate = log_rate
+        self._lines_since = -1e9  # start of the current one-second window
+        self._lines = 0
+        self._held_back: dict[str, int] = {}
+        self._busy_timer: asyncio.TimerHandle | None = None
 
     # -- addresses ---------------------------------------------------------------------
     @property
@@ -570,6 +568,7 @@ class Server:
         loop = self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
         self._all_closed = asyncio.Event()
+        self._check_open_file_limit()
         socks = await self._bind()
         try:
             for sock in socks:
@@ -582,6 +581,33 @@ class Server:
             raise diagnose.explain_listen_error(exc, host=self.host, port=self.requested_port) from exc
         self._sockets = socks
         self._log_listening()
+
+    async def reserve_port(self) -> list[socket.socket]:
+        """Bind every address without listening, for a supervisor whose workers share the port.
+
+        With ``reuse_port`` the workers bind the same port while these sockets hold it; no
+        connection is ever queued on a socket that does not listen.
+
+        Raises:
+            NetworkError: as :meth:`start`.
+        """
+        return await self._bind()
+
+    def _check_open_file_limit(self) -> None:
+        """Raise ``ulimit -n`` to the hard limit; warn when that is still too low for max_connections."""
+        soft, hard = raise_open_file_limit()
+        needed = self.max_connections + FD_RESERVE
+        if soft < needed:
+            log.warning(
+                "the open-file limit (ulimit -n) is %d, too low for %d connections: beyond about %d, "
+                "accepting fails; raise the hard limit (e.g. ulimit -Hn %d as root, or LimitNOFILE=) "
+                "or lower max_connections",
+                soft,
+                self.max_connections,
+                max(0, soft - FD_RESERVE),
+                needed,
+                extra={"event": "fd_limit", "soft": soft, "hard": hard, "max_connections": self.max_connections},
+            )
 
     async def _bind(self) -> list[socket.socket]:
         loop = asyncio.get_running_loop()
@@ -695,7 +721,7 @@ class Server:
             self.name or (info["subject"] if info else "?"),
             info["not_after"][:10] if info else "?",
             mtls,
-            ", HTTP mode" if self.http else "",
+            f", HTTP mode: https://{self.url_host}/" if self.http else "",
             extra={
                 "event": "listening",
                 "addresses": addrs,
@@ -712,6 +738,64 @@ class Server:
                 "keylog": str(getattr(ctx, "keylog_path", "") or "") or None,
             },
         )
+
+    def _line_allowed(self, event: str) -> bool:
+        """Whether a per-connection INFO record may be logged now (see ``log_rate``).
+
+        Rendering a line costs more than a handshake (rich: about 1.5 ms), so a load test
+        against a server with the default log would measure the log; above ``log_rate``
+        lines a second the server counts instead, and says so once a second.
+        """
+        rate = self.log_rate
+        if rate is None:
+            return True
+        now = self._loop.time()
+        if now - self._lines_since >= 1.0:
+            self._lines_since, self._lines = now, 0
+        if self._lines < rate:
+            self._lines += 1
+            return True
+        held = self._held_back
+        held[event] = held.get(event, 0) + 1
+        if self._busy_timer is None:
+            self._busy_timer = self._loop.call_at(self._lines_since + 1.0, self._log_held_back)
+        return False
+
+    def _log_held_back(self) -> None:
+        self._busy_timer = None
+        held, self._held_back = self._held_back, {}
+        if not held:
+            return
+        words = {"accepted": "accepted", "handshake_ok": "handshakes ok", "closed": "closed"}
+        log.info(
+            "busy: %s not logged in the last second (at most %d lines a second; -vv or --json-log log every one)",
+            ", ".join(f"{n} {words.get(e, e)}" for e, n in held.items()),
+            self.log_rate,
+            extra={"event": "busy", "not_logged": held, "log_rate": self.log_rate, "active": len(self._conns)},
+        )
+
+    def _failure_level(self) -> int:
+        """WARNING for a failed handshake, or DEBUG once ``log_rate`` of them were logged this second.
+
+        A flood of port checks or broken hellos must not become a flood of console lines
+        (2,000 connect/close left a legitimate client waiting 1.5-6 s behind the rendering,
+        tests/test_hostile.py). The counters and the summary still count every one; with
+        ``log_rate`` None every failure is a WARNING.
+        """
+        rate = self.log_rate
+        if rate is None:
+            return logging.WARNING
+        now = self._loop.time()
+        if now - self._failures_since >= 1.0:
+            self._failures_since, self._failures_logged = now, 0
+        self._failures_logged += 1
+        if self._failures_logged == rate + 1 and log.isEnabledFor(logging.WARNING):
+            log.warning(
+                "more than %d failed handshakes a second: the rest of this second is logged at debug level",
+                rate,
+                extra={"event": "failures_throttled", "log_rate": rate},
+            )
+        return logging.WARNING if self._failures_logged <= rate else logging.DEBUG
 
     def _refuse(self, peer) -> None:
         self.stats.refused += 1
@@ -784,6 +868,9 @@ class Server:
                 await asyncio.wait_for(s.wait_closed(), 1.0)
             except asyncio.TimeoutError:
                 pass
+        if self._busy_timer is not None:
+            self._busy_timer.cancel()
+        self._log_held_back()
         self.stats.active = len(self._conns)
         st = self.stats
         log.info(
@@ -804,6 +891,27 @@ class Server:
         """The counters now, with ``active`` filled in."""
         self.stats.active = len(self._conns)
         return ServerStats(**self.stats.to_dict())
+
+
+def raise_open_file_limit() -> tuple[int, int]:
+    """Raise this process's soft RLIMIT_NOFILE to its hard limit (one fd per connection).
+
+    Returns:
+        The ``(soft, hard)`` limits now in force; unchanged where there is no ``resource`` module.
+    """
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return (1 << 30, 1 << 30)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        except (ValueError, OSError):
+            pass  # e.g. macOS caps the soft limit at OPEN_MAX: keep what we have
+    return soft, hard
 
 
 def is_wildcard_host(host: str | None) -> bool:

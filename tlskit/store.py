@@ -25,15 +25,8 @@ KEY_MODE = 0o600
 CERT_MODE = 0o644
 
 
-def write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to ``path`` so that no reader ever sees a partial or over-permissive file.
-
-    The temporary file is created in the same directory with ``mode`` from the
-    first instant (``mkstemp`` opens it 0600; we never widen it for keys), is
-    fsynced, then renamed over the target; the directory is fsynced too so the
-    rename survives a crash.
-    """
-    path = Path(path)
+def _write_temp(path: Path, data: bytes, mode: int) -> str:
+    """A fsynced temporary file next to ``path`` holding ``data``, ``mode`` from the first instant."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         if mode != 0o600:
@@ -42,21 +35,79 @@ def write_atomic(path: Path, data: bytes, mode: int) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _unlink_quietly(tmp)
         raise
+    return tmp
+
+
+def _unlink_quietly(path) -> None:
     try:
-        dfd = os.open(path.parent, os.O_RDONLY)
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        dfd = os.open(directory, os.O_RDONLY)
     except OSError:
         return
     try:
         os.fsync(dfd)
     finally:
         os.close(dfd)
+
+
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Write ``data`` to ``path`` so that no reader ever sees a partial or over-permissive file.
+
+    The temporary file is created in the same directory with ``mode`` from the
+    first instant (``mkstemp`` opens it 0600; we never widen it for keys), is
+    fsynced, then renamed over the target; the directory is fsynced too so the
+    rename survives a crash.
+    """
+    write_atomic_group([(Path(path), data, mode)])
+
+
+def write_atomic_group(files: list[tuple[Path, bytes, int]]) -> None:
+    """:func:`write_atomic` for files that belong together (a key and its certificate).
+
+    Every file is written and fsynced to a temporary first; only then are they
+    renamed, back to back, in the order given. A crash while writing (the long
+    part) leaves every old file in place; what remains is the window of the
+    renames themselves, microseconds, which ``load`` catches as a key/certificate
+    mismatch with a hint to restore from HOME/backups.
+    """
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, data, mode in files:
+            staged.append((_write_temp(Path(path), data, mode), Path(path)))
+        while staged:
+            tmp, path = staged[0]
+            os.replace(tmp, path)
+            staged.pop(0)
+    except BaseException:
+        for tmp, _ in staged:
+            _unlink_quietly(tmp)
+        raise
+    for d in {Path(p).parent for p, _, _ in files}:
+        _fsync_dir(d)
+
+
+def remove_stale_temps(directory: Path, names: Iterable[str]) -> list[Path]:
+    """Delete the temporaries (``.NAME.*.tmp``) a killed writer left for ``names`` in ``directory``.
+
+    Only a writer that died between ``mkstemp`` and ``rename`` leaves one, and a
+    key's temporary is a copy of private key material: it must not linger. Called
+    by the store before it writes the same files again.
+    """
+    removed = []
+    for name in names:
+        for tmp in Path(directory).glob(f".{name}.*.tmp"):
+            _unlink_quietly(tmp)
+            removed.append(tmp)
+    return removed
 
 
 def ensure_dir(path: Path) -> Path:
@@ -134,7 +185,8 @@ class Store:
         if not files:
             return None
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-        dest = ensure_dir(self.home / "backups" / f"{stamp}-{safe_name(label)}")
+        # backups/ itself 0700 too: mkdir(parents=True) would create it with the umask's mode.
+        dest = ensure_dir(ensure_dir(self.home / "backups") / f"{stamp}-{safe_name(label)}")
         for f in files:
             # copy2 keeps the 0600 mode of keys; the backups dir is 0700 anyway.
             shutil.copy2(f, dest / f.name)
@@ -161,12 +213,12 @@ class Store:
             self._refuse_overwrite(files, "a CA")
         ensure_dir(self.home)
         ensure_dir(self.ca_dir)
+        remove_stale_temps(self.ca_dir, [f.name for f in files])
         backup = self._backup(files, "ca") if force else None
         key_pem = pki.key_to_pem(ca.key, passphrase)
         cert_pem = pki.cert_to_pem(ca.cert)
-        # Key first: a crash between the two leaves no certificate without its key.
-        write_atomic(self.ca_key_path, key_pem, KEY_MODE)
-        write_atomic(self.ca_cert_path, cert_pem, CERT_MODE)
+        # Both staged before either is renamed; key first, so no certificate appears without its key.
+        write_atomic_group([(self.ca_key_path, key_pem, KEY_MODE), (self.ca_cert_path, cert_pem, CERT_MODE)])
         return SavedCA(self.ca_cert_path, self.ca_key_path, backup)
 
     def save_cert(
@@ -195,19 +247,23 @@ class Store:
         ensure_dir(self.home)
         ensure_dir(self.certs_dir)
         ensure_dir(paths.dir)
+        remove_stale_temps(paths.dir, [f.name for f in files])
         backup = self._backup(files, f"cert-{name}") if force else None
         if force:
             for f in (paths.key, paths.p12):
                 # Stale files must not survive next to the new certificate.
                 if f.exists() and (f is paths.p12 and p12 is None or f is paths.key and issued.key is None):
                     f.unlink()
-        if issued.key is not None:
-            write_atomic(paths.key, pki.key_to_pem(issued.key), KEY_MODE)
-        if p12 is not None:
-            write_atomic(paths.p12, p12, KEY_MODE)
         leaf = pki.cert_to_pem(issued.cert)
-        write_atomic(paths.chain, leaf + pki.cert_to_pem(issued.ca_cert), CERT_MODE)
-        write_atomic(paths.cert, leaf, CERT_MODE)
+        group = []
+        if issued.key is not None:
+            group.append((paths.key, pki.key_to_pem(issued.key), KEY_MODE))
+        if p12 is not None:
+            group.append((paths.p12, p12, KEY_MODE))
+        group.append((paths.chain, leaf + pki.cert_to_pem(issued.ca_cert), CERT_MODE))
+        group.append((paths.cert, leaf, CERT_MODE))
+        # Staged together, renamed back to back: a crash leaves the old set or the new one.
+        write_atomic_group(group)
         return paths, backup
 
     # -- reading ---------------------------------------------------------------

@@ -239,3 +239,36 @@ def test_python_dash_m_runs_the_cli(tmp_path):
     done = subprocess.run([sys.executable, "-m", "tlskit", "ca", "init", "-q"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "h" / "ca" / "ca.crt").exists()
+
+
+def test_ed25519_server_certificate_warns_about_browsers(ca):
+    result = ca("cert", "issue", "--key-type", "ed25519", "edge.test")
+    assert result.exit_code == 0, result.stderr
+    assert "do not accept Ed25519 server certificates" in result.stderr
+    # Twins: the same key type for a client only, and ECDSA for a server, say nothing about it.
+    client = ca("cert", "issue", "--key-type", "ed25519", "--client", "ed-client")
+    ecdsa = ca("cert", "issue", "--key-type", "ecdsa-p256", "ec.test")
+    assert client.exit_code == ecdsa.exit_code == 0
+    assert "Ed25519" not in client.stderr and "Ed25519" not in ecdsa.stderr
+
+
+def test_rsa_under_2048_bits_is_refused(ca, tmp_path):
+    # No key type below rsa-2048 exists: asking for one is a usage error, and nothing is written.
+    result = ca("cert", "issue", "--key-type", "rsa-1024", "weak.test")
+    assert result.exit_code == 2 and "rsa-1024" in result.stderr
+    assert not (ca.home / "certs" / "weak.test").exists()
+    # A CSR with a 1024-bit RSA key is refused by the core (pki._check_csr_key), exit 6.
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "weak.test")]))
+        .sign(key, hashes.SHA256())
+    )
+    path = tmp_path / "weak.csr"
+    path.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+    refused = ca("cert", "issue", "--csr", str(path))
+    assert refused.exit_code == 6 and "RSA-1024" in refused.stderr and "2048" in refused.stderr
+    assert "Traceback" not in refused.stderr + refused.stdout
+    assert not (ca.home / "certs" / "weak.test").exists()

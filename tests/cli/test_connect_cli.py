@@ -146,3 +146,22 @@ def test_config_file_sets_the_port(run, local_server):
     (run.tmp / "tlskit.toml").write_text(f"[connect]\nport = {srv.port}\nservername = 'localhost'\nhost = '127.0.0.1'\n")
     result = run("connect", "-q")
     assert result.exit_code == 0, result.stderr
+
+
+def test_connect_rejects_a_cn_only_certificate_that_python_s_default_accepts(run, serve, certs):
+    # The same server, two clients: Python 3.11's default context matches the CN (and its
+    # X509_STRICT flag is the only thing that refuses such a leaf), tlskit connect does not match it.
+    import socket
+    import ssl
+
+    srv = serve(cert=certs.cn_only_cert, key=certs.cn_only_key)
+    default = ssl.create_default_context(cafile=str(certs.ca))
+    if not default.hostname_checks_common_name:
+        pytest.skip("this Python no longer matches the CN by default")
+    default.verify_flags &= ~ssl.VERIFY_X509_STRICT  # as on Pythons before 3.13, and most clients
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as raw:
+        with default.wrap_socket(raw, server_hostname="localhost") as tls:
+            assert tls.version()  # accepted on the CN alone
+    result = run("connect", f"127.0.0.1:{srv.port}", "--servername", "localhost", "--ca", str(certs.ca))
+    assert result.exit_code == 5, result.stdout + result.stderr
+    assert "no DNS or IP names" in result.stderr and "Traceback" not in result.stderr

@@ -140,3 +140,25 @@ def test_serve_warns_when_the_certificate_does_not_cover_the_host(served, run):
     assert warning["level"] == "warning" and warning["host"] == "127.0.0.1"
     proc.wait_event("listening")
     assert proc.stop(signal.SIGTERM) == 0
+
+
+@pytest.mark.slow
+def test_serve_http_prints_the_url_and_offers_http_1_1(served, run):
+    proc = served("--port", "0", "--host", "localhost", "--http")
+    listening = proc.wait_event("listening")
+    port = listening["port"]
+    assert listening["mode"] == "http" and listening["alpn"] == ["http/1.1"]
+    assert f"HTTP mode: https://localhost:{port}/" in listening["message"]
+    result = connect("localhost", port, ca=run.home / "ca" / "ca.crt", system_ca=False, alpn=["h2", "http/1.1"],
+                     send=b"GET /json HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", quiet=2, timeout=5)
+    assert result.report.alpn == "http/1.1"  # h2 is offered by the client but not by the HTTP mode
+    assert json.loads(result.reply.partition(b"\r\n\r\n")[2])["request"]["path"] == "/json"
+    assert proc.stop(signal.SIGTERM) == 0
+
+
+@pytest.mark.slow
+def test_serve_http_with_an_explicit_alpn_uses_it(served, run):
+    # Twin of the test above: --alpn overrides the HTTP mode's default.
+    proc = served("--port", "0", "--host", "localhost", "--http", "--alpn", "h2")
+    assert proc.wait_event("listening")["alpn"] == ["h2"]
+    assert proc.stop(signal.SIGTERM) == 0
