@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench venv clean dist
+.PHONY: demo test test-fast test-scan bench venv clean dist
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "tlskit needs Python >= 3.11"'
@@ -30,6 +30,9 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m 'not slow and not scanner' $(PYTEST_ARGS)
+
+test-scan: $(STAMP)
+	$(BIN)/python -m pytest -m scanner $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
