@@ -47,7 +47,25 @@ def summarise(data: dict) -> dict:
     cipher = (s["echo"].get(TLSKIT) or {}).get("cipher", "TLS_AES_256_GCM_SHA384")
     s["aes_gcm_bound_mb_per_s"] = aes_gcm_bound(mach.get("crypto", {}), cipher, mach.get("cores") or 1)
     s["targets"] = targets(s)
+    s["efficiency"] = efficiency(s)
     return s
+
+
+def efficiency(s: dict) -> list[dict]:
+    """Server CPU per handshake, peer / ours: how much more work the peer does for the same result.
+
+    Unlike the rate, this barely moves when the machine is busy, and it is not squeezed by the
+    load generator's own share of the two cores (see docs/performance.md).
+    """
+    hs, out = s["handshakes"], []
+    for ours, peer in (("tlskit", "openssl s_server"), ("tlskit", "naive asyncio"), ("tlskit", "bare MemoryBIO"),
+                       ("tlskit", "nginx 1w"), ("tlskit --loop uvloop", "naive asyncio"),
+                       ("tlskit --workers 2", "nginx 2w"), ("tlskit -w2 uvloop", "nginx 2w")):
+        a, b = hs.get(ours), hs.get(peer)
+        if a and b and a.get("server_cpu_us"):
+            out.append({"ours": ours, "peer": peer, "ours_us": a["server_cpu_us"], "peer_us": b["server_cpu_us"],
+                        "ratio": b["server_cpu_us"] / a["server_cpu_us"]})
+    return out
 
 
 def _ratio(table: dict, a: str, b: str, key: str = "median") -> float | None:
@@ -168,6 +186,11 @@ def render(data: dict, s: dict) -> str:
                 total = imports[0]["total_us"] / 1000
                 top = ", ".join(f"{r['module']} {r['cumulative_us'] / 1000:.1f}" for r in imports[1:6])
                 lines.append(f"python -X importtime, {cmd}: {total:.1f} ms of imports; biggest: {top} (ms)")
+    if s.get("efficiency"):
+        lines.append("\nServer CPU per handshake, peer ÷ ours (> 1: the peer works harder for each handshake)")
+        for e in s["efficiency"]:
+            lines.append(f"  {e['ours']:22s} vs {e['peer']:18s} {e['ours_us']:6.0f} vs {e['peer_us']:6.0f} µs  "
+                         f"→ {e['ratio']:.2f}")
     lines.append("\nTargets (issue 5), measured in this run")
     for t in s["targets"]:
         mark = {True: "ok  ", False: "MISS", None: "n/a "}[t["ok"]]
@@ -203,7 +226,7 @@ def chart(data: dict, s: dict, path: Path) -> Path | None:
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(unit)
         for i, v in enumerate(med):
-            ax.text(v, i, f" {v:,.0f}" if v >= 10 else f" {v:.1f}", va="center", fontsize=8)
+            ax.text(v + hi[i], i, f"  {v:,.0f}" if v >= 10 else f"  {v:.1f}", va="center", fontsize=8)
 
     bars(axes[0][0], s["handshakes"], "Full TLS 1.3 handshakes/s, 16 clients (higher is better)", "handshakes/s")
     hold = {n: {"median": h["kib_per_session"]} for n, h in s["hold"].items() if h.get("kib_per_session") is not None}

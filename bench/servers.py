@@ -161,6 +161,7 @@ class Server:
     stdin_pipe: bool = False
     stdout_null: bool = False  # a server that copies the traffic to stdout (gnutls-serv --echo)
     skip: str = ""
+    quick: tuple[str, ...] | None = None  # the modes of a --quick run (None: all of ``modes``)
 
     def start(self, workdir: Path, log=print, nofile_soft: int | None = None) -> Running:
         port = free_port()
@@ -256,20 +257,23 @@ def catalogue(cert: Path, key: Path, home: Path, ca: Path, log=print) -> list[Se
     except ImportError:
         no_uvloop = "uvloop is not installed (pip install uvloop)"
     servers = [
-        Server("tlskit", "tlskit", tlskit_serve(), modes=("hs", "hold", "echo"), env=tlskit_env),
-        Server("tlskit --workers 2", "tlskit", tlskit_serve("--workers", "2"), modes=("hs",), env=tlskit_env),
+        # "tlskit" is asyncio's own loop, whatever is installed; the uvloop rows say so.
+        Server("tlskit", "tlskit", tlskit_serve("--loop", "asyncio"), modes=("hs", "hold", "echo"), env=tlskit_env),
+        Server("tlskit --workers 2", "tlskit", tlskit_serve("--workers", "2", "--loop", "asyncio"), modes=("hs",),
+               env=tlskit_env),
         Server("tlskit --loop uvloop", "tlskit", tlskit_serve("--loop", "uvloop"), modes=("hs", "hold", "echo"),
-               env=tlskit_env, skip=no_uvloop),
+               env=tlskit_env, skip=no_uvloop, quick=("hs",)),
         Server("tlskit -w2 uvloop", "tlskit", tlskit_serve("--workers", "2", "--loop", "uvloop"), modes=("hs",),
-               env=tlskit_env, skip=no_uvloop),
-        # The default log (no -q), to a file: at most 100 per-connection lines a second, then a count.
+               env=tlskit_env, skip=no_uvloop, quick=()),
+        # The default log (no -q), to a file: at most 50 per-connection lines a second, then a count.
         Server("tlskit (INFO log)", "tlskit",
-               lambda port, wd: [tlskit, "serve", "--host", "127.0.0.1", "--port", str(port), "--cert", "localhost"],
-               modes=("hs",), env=tlskit_env),
+               lambda port, wd: [tlskit, "serve", "--host", "127.0.0.1", "--port", str(port), "--cert", "localhost",
+                                 "--loop", "asyncio"],
+               modes=("hs",), env=tlskit_env, quick=()),
         Server("naive asyncio", "python", lambda port, wd: [py, str(BENCH / "peers" / "naive_echo.py"), str(cert), str(key), str(port)],
                modes=("hs", "hold", "echo")),
         Server("bare MemoryBIO", "python", lambda port, wd: [py, str(BENCH / "peers" / "bare_echo.py"), str(cert), str(key), str(port)],
-               modes=("hs", "hold", "echo")),
+               modes=("hs", "hold", "echo"), quick=("hs", "echo")),
     ]
     openssl, why = find_or_install("openssl", log)
     servers.append(Server(

@@ -111,8 +111,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         ("http", "bool", False, "answer HTTP/1.1 with a page about the visitor's handshake"),
         ("json_log", "bool", False, "log events as JSON lines"),
         ("workers", "int", 1, "server processes sharing the port (SO_REUSEPORT)", {"minimum": 1, "maximum": 256}),
-        ("loop", "choice", "asyncio", "event loop: asyncio, or uvloop (installed separately)",
-         {"choices": ("asyncio", "uvloop")}),
+        ("loop", "choice", "auto", "event loop: auto (uvloop when installed), asyncio or uvloop",
+         {"choices": ("auto", "asyncio", "uvloop")}),
     ),
     "connect": _keys(
         "connect",

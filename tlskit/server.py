@@ -15,8 +15,8 @@ bound).
 Events go to ``logging.getLogger(__name__)`` with their data in ``extra``: every
 record has ``event`` (``listening``, ``accepted``, ``handshake_ok``,
 ``handshake_failed``, ``closed``, ``idle_timeout``, ``refused``, ``san_mismatch``,
-``stopped``) plus the fields for that event; ``handshake_ok`` carries the
-:class:`~tlskit.report.HandshakeReport` as ``report``.
+``fd_limit``, ``busy`` (with ``log_rate``), ``stopped``) plus the fields for that event;
+``handshake_ok`` carries the :class:`~tlskit.report.HandshakeReport` as ``report``.
 
 Anchors: uvicorn ``uvicorn/server.py`` (``Server.startup``), hypercorn
 ``asyncio/tcp_server.py``.
@@ -735,6 +735,7 @@ class Server:
                 "alpn": list(getattr(ctx, "alpn", ())),
                 "sni": sorted(getattr(ctx, "sni_certificates", {})),
                 "mode": "http" if self.http else "echo",
+                "loop": "uvloop" if type(self._loop).__module__.startswith("uvloop") else "asyncio",
                 "keylog": str(getattr(ctx, "keylog_path", "") or "") or None,
             },
         )

@@ -139,7 +139,7 @@ def test_workers_on_a_port_in_use_is_exit_4_naming_the_port(run):
 
 def test_one_worker_is_the_plain_server(served):
     # The negative twin: without --workers there is no supervisor and no worker tag.
-    proc = served("--port", "0", "--host", "127.0.0.1")
+    proc = served("--port", "0", "--host", "127.0.0.1", "--loop", "asyncio")
     listening = proc.wait_event("listening")
     assert "workers" not in listening and "worker" not in listening
     proc.proc.send_signal(signal.SIGTERM)
@@ -198,8 +198,17 @@ def test_loop_uvloop_without_the_package_is_a_config_error(run, monkeypatch):
 def test_loop_uvloop_serves_and_stops_cleanly(served, run):
     pytest.importorskip("uvloop")
     proc = served("--port", "0", "--host", "127.0.0.1", "--loop", "uvloop")
-    port = proc.wait_event("listening")["port"]
-    assert _echo(run, port) == b"hi\n"
+    listening = proc.wait_event("listening")
+    assert listening["loop"] == "uvloop"
+    assert _echo(run, listening["port"]) == b"hi\n"
     proc.proc.send_signal(signal.SIGTERM)
     assert proc.proc.wait(10) == 0
     assert proc.wait_event("stopped")["stats"]["handshakes_ok"] == 1
+
+
+def test_loop_asyncio_is_asyncio_even_with_uvloop_installed(served):
+    # The negative twin of the test above: the listening event names the loop actually used.
+    proc = served("--port", "0", "--host", "127.0.0.1", "--loop", "asyncio")
+    assert proc.wait_event("listening")["loop"] == "asyncio"
+    proc.proc.send_signal(signal.SIGTERM)
+    assert proc.proc.wait(10) == 0

@@ -11,7 +11,7 @@ from tlskit.cli.options import TlskitCommand, alpn_option, keylog_option, tls_ve
 
 # A rich line costs about 1.5 ms, more than a handshake: above this many per-connection lines a
 # second the console gets a one-line count instead (-vv and --json-log still get every event).
-CONSOLE_LINES_PER_SECOND = 100
+CONSOLE_LINES_PER_SECOND = 50
 
 
 def _sni_entry(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
@@ -42,8 +42,9 @@ def _sni_entry(ctx: click.Context, param: click.Parameter, values: tuple[str, ..
 @click.option("--json-log", is_flag=True, default=None, help="Write the events as JSON lines on stdout, for tools.")
 @click.option("--workers", type=click.IntRange(1, 256), default=None, metavar="N",
               help="Run N server processes sharing the port (SO_REUSEPORT); dead ones are restarted [default: 1].")
-@click.option("--loop", "loop", type=click.Choice(["asyncio", "uvloop"]), default=None,
-              help="Event loop: asyncio, or uvloop (pip install uvloop; about 15% less CPU per handshake) [default: asyncio].")
+@click.option("--loop", "loop", type=click.Choice(["auto", "asyncio", "uvloop"]), default=None,
+              help="Event loop: uvloop when installed (auto), asyncio, or uvloop (pip install uvloop; "
+                   "about 15% less CPU per handshake) [default: auto].")
 @click.pass_obj
 def serve(app: App, host, port, cert, key, client_ca, mtls, alpn, min_tls, max_tls, ciphers, handshake_timeout,
           idle_timeout, max_connections, sni, keylog, http, json_log, workers, loop) -> None:
@@ -181,15 +182,18 @@ def _loop_policy(name: str):
     """The event loop policy for ``--loop``; None for asyncio's own.
 
     uvloop runs the same protocol code (alerts included: the outgoing BIO is flushed before
-    close either way) with less overhead per callback. It is optional, not a dependency.
+    close either way) with less overhead per callback. It is optional, not a dependency:
+    ``auto`` uses it when it is installed, as uvicorn's ``--loop auto`` does.
     """
-    if name != "uvloop":
+    if name == "asyncio":
         return None
     from tlskit.errors import ConfigError
 
     try:
         import uvloop
     except ImportError as exc:
+        if name == "auto":
+            return None
         raise ConfigError("--loop uvloop needs the uvloop package", hint="pip install uvloop, or use --loop asyncio") from exc
     return uvloop.EventLoopPolicy()
 
