@@ -380,3 +380,52 @@ def test_unwritable_keylog_is_a_config_error(certs, tmp_path):
     with pytest.raises(ConfigError) as info:
         create_client_context(ca=certs.ca, system_ca=False, keylog=tmp_path / "no" / "such" / "dir" / "k.log")
     assert "--keylog" in info.value.message or "--keylog" in info.value.hint
+
+
+# --- the system store: the hashed directory instead of parsing the whole bundle ------------
+
+
+def _paths(tmp_path, *, capath, cafile=None) -> ssl.DefaultVerifyPaths:
+    return ssl.DefaultVerifyPaths(cafile, capath, "SSL_CERT_FILE", str(tmp_path / "system.pem"), "SSL_CERT_DIR", capath)
+
+
+def test_system_hash_dir_is_used_only_with_hash_links_and_no_other_bundle_chosen(tmp_path):
+    from tlskit.contexts import system_hash_dir
+
+    hashed, plain = tmp_path / "hashed", tmp_path / "plain"
+    hashed.mkdir()
+    plain.mkdir()
+    (hashed / "5ad8a5d6.0").write_text("")
+    (plain / "ca-bundle.crt").write_text("")  # Fedora's layout: a bundle, no hash links
+    (tmp_path / "system.pem").write_text("")
+    assert system_hash_dir(_paths(tmp_path, capath=str(hashed)), {}) == str(hashed)
+    assert system_hash_dir(_paths(tmp_path, capath=str(plain)), {}) is None
+    assert system_hash_dir(_paths(tmp_path, capath=None), {}) is None
+    # SSL_CERT_FILE naming the system's own bundle changes nothing; another bundle wins.
+    assert system_hash_dir(_paths(tmp_path, capath=str(hashed)), {"SSL_CERT_FILE": str(tmp_path / "system.pem")}) == str(hashed)
+    assert system_hash_dir(_paths(tmp_path, capath=str(hashed)), {"SSL_CERT_FILE": str(tmp_path / "mine.pem")}) is None
+
+
+def test_a_hashed_system_directory_is_read_lazily_and_verifies(certs, in_memory, tmp_path, monkeypatch):
+    import shutil
+    import subprocess
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs the openssl command for the subject hash")
+    subject_hash = subprocess.run([openssl, "x509", "-noout", "-subject_hash", "-in", str(certs.ca)],
+                                  capture_output=True, text=True, check=True).stdout.strip()
+    folder = tmp_path / "certs"
+    folder.mkdir()
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.setenv("SSL_CERT_DIR", str(folder))
+    server = create_server_context(certs.cert, certs.key)
+    # Without the CA's hash link: not trusted (the twin).
+    (folder / "00000000.0").write_bytes(certs.other_ca.read_bytes())
+    with pytest.raises(Exception, match="certificate verify failed"):
+        in_memory(server, create_client_context(system_ca=True))
+    (folder / f"{subject_hash}.0").write_bytes(certs.ca.read_bytes())
+    client = create_client_context(system_ca=True)
+    assert client.cert_store_stats()["x509_ca"] == 0  # nothing parsed up front
+    c, _ = in_memory(server, client)
+    assert c.version() == "TLSv1.3"

@@ -24,7 +24,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from tlskit import diagnose
 from tlskit.contexts import PathLike, create_client_context
 from tlskit.report import HandshakeReport, create_report, format_peer, peer_chain
 
@@ -114,6 +113,8 @@ def _open(host: str, port: int, timeout: float, deadline: float) -> socket.socke
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         # UnicodeError: the idna codec refuses the name (an empty or a 64+ character label).
+        from tlskit import diagnose
+
         raise diagnose.explain_connect_error(exc, host=host, port=port) from exc
     errors: list[OSError] = []
     for family, type_, proto, _, addr in infos:
@@ -134,6 +135,8 @@ def _open(host: str, port: int, timeout: float, deadline: float) -> socket.socke
     exc = next((e for e in errors if isinstance(e, TimeoutError)), None) or next(
         (e for e in errors if isinstance(e, ConnectionRefusedError)), errors[-1] if errors else TimeoutError("timed out")
     )
+    from tlskit import diagnose
+
     raise diagnose.explain_connect_error(exc, host=host, port=port, timeout=timeout) from exc
 
 
@@ -348,6 +351,8 @@ def connect(
 
 def _explainer(context, host, port, servername, session: _Session, timeout, now):
     def explain(exc: BaseException, *, after: bool):
+        from tlskit import diagnose  # only on failure: a successful connect never pays for it
+
         chain = peer_chain(session.tls, verified=False)
         err = diagnose.explain_client_failure(
             exc,
@@ -396,7 +401,7 @@ def _report(tls: ssl.SSLObject, context: ssl.SSLContext, peer: str, ms: float, n
 def _insecure_report(tls: ssl.SSLObject, context: ssl.SSLContext, peer: str, ms: float, name: str, now) -> HandshakeReport:
     # --insecure: nothing was checked during the handshake; check now, and say what
     # would have failed, with the same trust the strict path would have used.
-    from tlskit import verify
+    from tlskit import diagnose, verify
 
     chain = peer_chain(tls, verified=False)
     roots = diagnose.trust_roots(getattr(context, "trust_files", ()), getattr(context, "system_ca", False))

@@ -337,6 +337,50 @@ def _load_trust_into(ctx: ssl.SSLContext, path: Path) -> None:
         raise PKIError(f"OpenSSL cannot use the CA file {path}: {exc.reason or exc}") from exc
 
 
+# c_rehash / update-ca-certificates names: the subject hash, a dot, a counter.
+_HASH_LINK = re.compile(r"[0-9a-f]{8}\.[0-9]+")
+
+
+def system_hash_dir(paths: ssl.DefaultVerifyPaths, environ: Mapping[str, str]) -> str | None:
+    """The system's hashed CA directory (``/etc/ssl/certs`` on Debian), when OpenSSL can use it alone.
+
+    None on Windows (its store is not files), when ``SSL_CERT_FILE`` names a bundle
+    other than the system's own (the user chose that trust), or when the directory
+    has no hash links (Fedora's ``/etc/pki/tls/certs``, an empty macOS one): then
+    OpenSSL's default, the bundle file and the directory.
+    """
+    if sys.platform == "win32":
+        return None
+    chosen = environ.get(paths.openssl_cafile_env)
+    if chosen and os.path.realpath(chosen) != os.path.realpath(paths.openssl_cafile):
+        return None
+    folder = paths.capath  # SSL_CERT_DIR when set, else OpenSSL's; None when not a directory
+    if not folder:
+        return None
+    try:
+        with os.scandir(folder) as entries:
+            if any(_HASH_LINK.fullmatch(e.name) for e in entries):
+                return folder
+    except OSError:
+        pass
+    return None
+
+
+def load_system_trust(ctx: ssl.SSLContext, environ: Mapping[str, str] | None = None) -> None:
+    """Trust the system store, the fast way when the system has a hashed CA directory.
+
+    ``load_default_certs()`` parses the whole bundle file (about 140 CAs, 46 ms on
+    the reference machine: a third of a one-shot ``tlskit connect``) before the first
+    byte is sent. Given the hashed directory that ``update-ca-certificates`` keeps in
+    step with that bundle, OpenSSL reads only the CA a chain needs, by subject hash.
+    """
+    folder = system_hash_dir(ssl.get_default_verify_paths(), os.environ if environ is None else environ)
+    if folder:
+        ctx.load_verify_locations(capath=folder)
+    else:
+        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+
+
 # --- the builders -----------------------------------------------------------------
 
 
@@ -607,7 +651,7 @@ def create_client_context(
     for c in ca_list:
         _load_trust_into(ctx, c)
     if system_ca:
-        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+        load_system_trust(ctx)
     ctx.trust_files = tuple(ca_list)
     ctx.system_ca = bool(system_ca)
     if cert:

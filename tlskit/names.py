@@ -66,6 +66,8 @@ def _bad(given: str, what: str, reason: str) -> InvalidNameError:
 
 def _to_alabel(label: str, given: str) -> str:
     """One label to its ASCII form, with IDNA 2008 (UTS-46 mapping) for non-ASCII labels."""
+    if label.isascii() and not label.lower().startswith("xn--"):
+        return label.lower()  # the common case, without importing idna's tables
     import idna  # IDNA 2008; Python's built-in "idna" codec is IDNA 2003
 
     if label.isascii():

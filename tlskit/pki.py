@@ -12,7 +12,7 @@ import datetime as dt
 import enum
 import getpass
 import ipaddress
-import socket
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Union
@@ -125,7 +125,13 @@ def default_ca_name() -> str:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = "user"
-    name = f"tlskit CA {user}@{socket.gethostname()}"
+    try:
+        host = os.uname().nodename  # what socket.gethostname() returns, without importing socket
+    except AttributeError:  # Windows
+        import socket
+
+        host = socket.gethostname()
+    name = f"tlskit CA {user}@{host or 'localhost'}"
     return name[:_CN_MAX]
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +24,21 @@ CERT_MODE = 0o644
 
 
 def _write_temp(path: Path, data: bytes, mode: int) -> str:
-    """A fsynced temporary file next to ``path`` holding ``data``, ``mode`` from the first instant."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """A fsynced temporary file next to ``path`` holding ``data``, ``mode`` from the first instant.
+
+    ``tempfile.mkstemp`` does the same (O_EXCL, 0600, a random name) but costs
+    8 ms of imports (shutil, random) in commands that start in 0.2 s.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(100):
+        tmp = str(path.parent / f".{path.name}.{os.urandom(6).hex()}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o600)
+            break
+        except FileExistsError:
+            continue
+    else:  # pragma: no cover - 100 collisions of 48 random bits
+        raise FileExistsError(f"no free temporary name next to {path}")
     try:
         if mode != 0o600:
             os.fchmod(fd, mode)
@@ -187,6 +198,8 @@ class Store:
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
         # backups/ itself 0700 too: mkdir(parents=True) would create it with the umask's mode.
         dest = ensure_dir(ensure_dir(self.home / "backups") / f"{stamp}-{safe_name(label)}")
+        import shutil
+
         for f in files:
             # copy2 keeps the 0600 mode of keys; the backups dir is 0700 anyway.
             shutil.copy2(f, dest / f.name)

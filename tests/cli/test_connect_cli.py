@@ -165,3 +165,58 @@ def test_connect_rejects_a_cn_only_certificate_that_python_s_default_accepts(run
     result = run("connect", f"127.0.0.1:{srv.port}", "--servername", "localhost", "--ca", str(certs.ca))
     assert result.exit_code == 5, result.stdout + result.stderr
     assert "no DNS or IP names" in result.stderr and "Traceback" not in result.stderr
+
+
+# --- start-up: a successful one-shot connect pays for neither rich nor asyncio ---------------
+
+_MODULES_AFTER = """
+import sys
+from tlskit.cli import cli
+try:
+    cli(sys.argv[1:], prog_name="tlskit")
+except SystemExit as exc:
+    code = exc.code
+loaded = sorted({m for m in sys.modules if m.split(".")[0] in ("rich", "asyncio")} | ({"tlskit.diagnose"} & set(sys.modules)))
+print("LOADED", code, sorted({m.split(".")[0] if not m.startswith("tlskit") else m for m in loaded}), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("extra", [[], ["--json"], ["-v", "--no-color"]], ids=["text", "json", "verbose"])
+def test_a_successful_connect_imports_no_rich_asyncio_or_diagnosis(run, local_server, extra):
+    import os
+    import subprocess
+    import sys
+
+    srv = local_server()
+    done = subprocess.run(
+        [sys.executable, "-c", _MODULES_AFTER, "connect", f"127.0.0.1:{srv.port}", "--servername", "localhost", *extra],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "TLSKIT_HOME": str(run.home)},
+    )
+    assert "LOADED 0 []\n" in done.stderr, done.stderr
+    assert "✓ verified" in done.stdout or '"verified": true' in done.stdout
+
+
+def test_a_failed_connect_still_explains_with_the_diagnosis_module(run, local_server):
+    # The negative twin: the explanation is imported when it is needed.
+    import os
+    import subprocess
+    import sys
+
+    srv = local_server()
+    done = subprocess.run(
+        [sys.executable, "-c", _MODULES_AFTER, "connect", f"127.0.0.1:{srv.port}", "--servername", "wrong.test"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "TLSKIT_HOME": str(run.home)},
+    )
+    assert "LOADED 5 ['tlskit.diagnose']\n" in done.stderr, done.stderr
+    assert "'wrong.test' is not among the names" in done.stderr
+
+
+def test_chain_tree_closes_each_branch(run, local_server):
+    srv = local_server()
+    lines = run("connect", f"127.0.0.1:{srv.port}", "--servername", "localhost").stdout.splitlines()
+    tree = lines[lines.index("peer certificate chain") + 1 : -1]
+    assert tree[0].startswith("└── CN=localhost  (leaf)")
+    ca = next(i for i, line in enumerate(tree) if line.endswith("(CA)"))
+    assert tree[ca].startswith("    └── CN=tlskit CA ")
+    assert tree[-1].startswith("        └── key ") and all(line.startswith("    ├── ") for line in tree[1:ca])
+    assert "\x1b[" not in "\n".join(lines)  # not a terminal: no colour codes

@@ -64,3 +64,31 @@ def test_help_and_version_do_not_import_heavy_modules(args):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env={**os.environ})
     assert "HEAVY []\n" in done.stderr, done.stderr
+
+
+def test_root_help_lists_every_command_without_importing_them():
+    code = (
+        "import sys\n"
+        "from tlskit.cli import cli\n"
+        "try:\n"
+        "    cli(['--help'], prog_name='tlskit')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('LOADED', sorted(m for m in sys.modules if m.startswith('tlskit.cli.')), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env={**os.environ})
+    assert "LOADED []\n" in done.stderr, done.stderr
+    from tlskit.cli import SUMMARIES
+
+    for name, summary in SUMMARIES.items():
+        assert f"  {name:<8} {summary}" in done.stdout  # listed, whole (not cut with "...")
+
+
+def test_each_command_s_short_help_is_its_summary():
+    # The twin of the test above: the summaries are what the commands say of themselves.
+    from tlskit.cli import SUMMARIES
+
+    ctx = click.Context(cli)
+    assert set(SUMMARIES) == set(cli.list_commands(ctx))
+    for name, summary in SUMMARIES.items():
+        assert cli.get_command(ctx, name).get_short_help_str(200) == summary

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -29,6 +30,12 @@ def curl_json(curl: str, port: int, env: dict) -> subprocess.CompletedProcess[st
                           capture_output=True, text=True, timeout=30)
 
 
+def connect_system_only(port: int, env: dict, empty_home) -> subprocess.CompletedProcess[str]:
+    # An empty home has no store CA: the system store is all that tlskit connect trusts.
+    return subprocess.run([sys.executable, "-m", "tlskit", "connect", f"localhost:{port}", "--json"],
+                          env={**env, "TLSKIT_HOME": str(empty_home)}, capture_output=True, text=True, timeout=60)
+
+
 def test_curl_trusts_serve_http_after_ca_install_system_and_not_after_uninstall(tmp_path, require):
     curl = require("curl")
     store = trust.detect_system_store()
@@ -40,6 +47,8 @@ def test_curl_trusts_serve_http_after_ca_install_system_and_not_after_uninstall(
     with home.serve_http() as port:
         before = curl_json(curl, port, env)
         assert before.returncode == 60, before.stderr  # the negative twin: unknown CA (CURLE_PEER_FAILED_VERIFICATION)
+        empty = tmp_path / "empty-home"
+        assert connect_system_only(port, env, empty).returncode == 5
         try:
             installed = home.tlskit("ca", "install", "--target", "system")
             assert installed.stdout.split()[:2] == ["system", "installed"], installed.stdout
@@ -48,9 +57,14 @@ def test_curl_trusts_serve_http_after_ca_install_system_and_not_after_uninstall(
             doc = json.loads(trusted.stdout)
             assert doc["tls_version"] == "TLS 1.3" and doc["server_name"] == "localhost"
             assert doc["request"]["path"] == "/json" and "DNS:localhost" in doc["server_certificate"]["sans"]
+            # tlskit connect finds it too, through the hashed directory update-ca-certificates keeps.
+            mine = connect_system_only(port, env, empty)
+            assert mine.returncode == 0, mine.stdout + mine.stderr
+            assert json.loads(mine.stdout)["verified"] is True
         finally:
             removed = home.tlskit("ca", "uninstall", "--target", "system", check=False)
         assert removed.returncode == 0, removed.stderr
         assert removed.stdout.split()[:2] == ["system", "removed"], removed.stdout
         after = curl_json(curl, port, env)
         assert after.returncode == 60, after.stdout
+        assert connect_system_only(port, env, empty).returncode == 5

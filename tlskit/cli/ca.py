@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from tlskit.cli import App
+from tlskit.cli import SUMMARIES, App
 from tlskit.cli.options import (
     TlskitSubGroup,
     days_option,
@@ -52,7 +52,7 @@ def load_signing_ca(app: App, passphrase_file: Path | None):
     return store.load_ca(passphrase)
 
 
-@click.group(cls=TlskitSubGroup)
+@click.group(cls=TlskitSubGroup, short_help=SUMMARIES["ca"])
 def ca() -> None:
     """Create and inspect the local certificate authority.
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tlskit.cli import App
+from tlskit.cli import SUMMARIES, App
 from tlskit.cli.ca import load_signing_ca
 from tlskit.cli.options import (
     TlskitSubGroup,
@@ -19,7 +19,7 @@ from tlskit.cli.options import (
 )
 
 
-@click.group(cls=TlskitSubGroup)
+@click.group(cls=TlskitSubGroup, short_help=SUMMARIES["cert"])
 def cert() -> None:
     """Issue, show, verify and list certificates.
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from tlskit.cli import App
+from tlskit.cli import SUMMARIES, App
 from tlskit.cli.options import TlskitSubGroup, force_option, json_option
 
 
-@click.group(cls=TlskitSubGroup)
+@click.group(cls=TlskitSubGroup, short_help=SUMMARIES["config"])
 def config() -> None:
     """Inspect and create configuration.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tlskit.cli import App
+from tlskit.cli import SUMMARIES, App
 from tlskit.cli.options import TlskitCommand, alpn_option, json_option, keylog_option, tls_version_options
 
 MAX_STDIN = 16 * 1024 * 1024
@@ -42,7 +42,7 @@ def _stdin_bytes() -> bytes | None:
     return data or None
 
 
-@click.command("connect", cls=TlskitCommand)
+@click.command("connect", cls=TlskitCommand, short_help=SUMMARIES["connect"])
 @click.argument("target", required=False, type=AddressType(), metavar="[HOST[:PORT]]")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port, when TARGET has none [default: 8443].")
 @click.option("--servername", default=None, metavar="NAME", help="SNI and the name to check, e.g. when connecting to an IP or a tunnel.")
@@ -78,16 +78,20 @@ def connect(app: App, target, port, servername, ca, system_ca, cert, key, alpn, 
         tlskit connect --cert alice             # mTLS with a store client certificate
         tlskit connect example.test:443 --warn-days 30
     """
+    # No rich, no asyncio, and cryptography only for the chain: this is a one-shot command.
     from tlskit import client
-    from tlskit.cli.console import print_json
-    from tlskit.cli.netconsole import (
+    from tlskit.cli.connectview import (
+        MessageHandler,
+        Out,
+        attach_handler,
+        detach_handler,
         failure_json,
-        install_log_handler,
+        log_level,
         print_failure,
         print_report,
-        remove_log_handler,
         write_reply,
     )
+    from tlskit.cli.plain import print_json
     from tlskit.errors import TLSError, TlskitError
 
     t_host, t_port = target if target else (None, None)
@@ -116,7 +120,10 @@ def connect(app: App, target, port, servername, ca, system_ca, cert, key, alpn, 
     elif opts["key"]:
         raise click.BadParameter("--key needs --cert", param_hint="--key")
     payload = send.encode() if send is not None else _stdin_bytes()
-    handler = install_log_handler(app.ui, loggers=("tlskit.contexts", "tlskit.client"))
+    out = Out(color=not app.no_color, quiet=app.quiet, verbose=app.verbose)
+    handler = attach_handler(
+        MessageHandler(out), log_level(quiet=app.quiet, verbose=app.verbose), ("tlskit.contexts", "tlskit.client")
+    )
     try:
         try:
             result = client.connect(
@@ -141,14 +148,14 @@ def connect(app: App, target, port, servername, ca, system_ca, cert, key, alpn, 
             if as_json:
                 print_json(failure_json(exc, exc.exit_code))
             elif app.verbose:
-                print_failure(app.ui, exc)
+                print_failure(out, exc)
             raise
     finally:
-        remove_log_handler(handler)
+        detach_handler(handler)
     if as_json:
         print_json(result.to_dict())
     else:
-        print_report(app.ui, result.report, to_stderr=payload is not None)
+        print_report(out, result.report, to_stderr=payload is not None)
         if result.reply:
             write_reply(result.reply)
     if result.expiry_warning:

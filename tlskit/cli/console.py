@@ -17,9 +17,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-WARN_DAYS = 30
-
-
+from tlskit.cli.connectview import WARN_DAYS  # noqa: E402  (one threshold for every "expires soon")
 from tlskit.cli.plain import print_json  # noqa: E402,F401  (one JSON writer for every command)
 
 

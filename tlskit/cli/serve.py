@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tlskit.cli import App
+from tlskit.cli import SUMMARIES, App
 from tlskit.cli.options import TlskitCommand, alpn_option, keylog_option, tls_version_options
 
 # A rich line costs about 1.5 ms, more than a handshake: above this many per-connection lines a
@@ -22,7 +22,7 @@ def _sni_entry(ctx: click.Context, param: click.Parameter, values: tuple[str, ..
     return values
 
 
-@click.command("serve", cls=TlskitCommand)
+@click.command("serve", cls=TlskitCommand, short_help=SUMMARIES["serve"])
 @click.option("--host", default=None, help="Listen on every address of HOST (IPv4 and IPv6) [default: localhost].")
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port; 0 picks a free one [default: 8443].")
 @click.option("--cert", default=None, metavar="NAME|FILE", help="Store certificate NAME or a PEM file [default: named after --host].")
