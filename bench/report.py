@@ -98,8 +98,13 @@ def targets(s: dict) -> list[dict]:
     add("tlskit --version / python -c 'import click'", _ratio(t, "tlskit --version", "python3 -c 'import click'"), "<=", 1.3)
     add("tlskit --help / python -c 'import click'", _ratio(t, "tlskit --help", "python3 -c 'import click'"), "<=", 1.3)
     add("tlskit cert issue / bare Python EC CA + leaf", _ratio(t, "tlskit cert issue NAME", "bare Python EC CA + leaf"), "<=", 1.3)
-    add("tlskit ca init + cert issue / openssl 3 steps RSA", _ratio(t, "tlskit ca init && cert issue", "openssl 3 steps (RSA-2048)"), "<=", 0.5)
-    add("tlskit connect / openssl s_client", _ratio(t, "tlskit connect", "openssl s_client"), "<=", 2.0)
+    two_floor = _ratio(t, "floor: import click, cryptography.x509", "openssl 3 steps (RSA-2048)")
+    add("tlskit ca init + cert issue / openssl 3 steps RSA", _ratio(t, "tlskit ca init && cert issue", "openssl 3 steps (RSA-2048)"), "<=", 0.5,
+        f"two bare start-ups importing click + cryptography.x509 alone: {2 * two_floor:.2f}" if two_floor else "")
+    floor = _ratio(t, "floor: import click, ssl", "openssl s_client")
+    chain_floor = _ratio(t, "floor: import click, ssl, cryptography.x509", "openssl s_client")
+    add("tlskit connect / openssl s_client", _ratio(t, "tlskit connect", "openssl s_client"), "<=", 2.0,
+        f"floor: import click, ssl {floor:.1f}; + cryptography.x509 {chain_floor:.1f}" if floor and chain_floor else "")
     return out
 
 

@@ -138,6 +138,10 @@ def startup_commands(tlskit: str, python: str, home: Path, ca_cert: Path, port: 
     commands = {
         "python3 -c pass": f"{python} -c pass",
         "python3 -c 'import click'": f"{python} -c 'import click'",
+        # Floors: what any click CLI pays before its first line of work.
+        "floor: import click, ssl": f"{python} -c 'import click, ssl'",
+        "floor: import click, cryptography.x509": f"{python} -c 'import click, cryptography.x509'",
+        "floor: import click, ssl, cryptography.x509": f"{python} -c 'import click, ssl, cryptography.x509'",
         "tlskit --version": f"{tlskit} --version",
         "tlskit --help": f"{tlskit} --help",
         "tlskit cert issue NAME": f"env {env_home} {tlskit} -q cert issue bench.test",
