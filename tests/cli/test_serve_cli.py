@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
 from tlskit.client import connect
+
+from .serveproc import ServeProcess
 
 
 def test_missing_certificate_is_exit_6_with_the_fix(run):
@@ -49,54 +46,6 @@ def test_host_without_a_covering_certificate_is_exit_6(run):
 
 def test_bad_sni_entry_is_a_usage_error(run):
     assert run("serve", "--sni", "no-equals-sign").exit_code == 2
-
-
-class ServeProcess:
-    """``python -m tlskit serve … --json-log`` as a child, its events read line by line with a deadline."""
-
-    def __init__(self, home: Path, *args: str) -> None:
-        env = {**os.environ, "TLSKIT_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "80"}
-        env.pop("SSLKEYLOGFILE", None)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tlskit", "serve", "--json-log", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            cwd=home.parent,
-        )
-        self.events: list[dict] = []
-        self._partial = b""
-
-    def wait_event(self, name: str, timeout: float = 10.0) -> dict:
-        import select
-
-        fd = self.proc.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        while True:
-            for e in self.events:
-                if e["event"] == name:
-                    return e
-            left = deadline - time.monotonic()
-            # Raw reads on the file descriptor: a buffered readline() could hide lines from select().
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise AssertionError(f"no {name!r} event within {timeout} s; got {[e['event'] for e in self.events]}")
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                raise AssertionError(f"serve exited ({self.proc.poll()}): {self.proc.stderr.read().decode()}")
-            self._partial += chunk
-            *lines, self._partial = self._partial.split(b"\n")
-            self.events.extend(json.loads(line) for line in lines if line.strip())
-
-    def stop(self, sig: int, timeout: float = 10.0) -> int:
-        self.proc.send_signal(sig)  # this child, by its PID
-        return self.proc.wait(timeout)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-        self.proc.stdout.close()
-        self.proc.stderr.close()
 
 
 @pytest.fixture

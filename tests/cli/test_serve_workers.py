@@ -6,9 +6,7 @@ deadline, every process is stopped by its PID.
 
 from __future__ import annotations
 
-import json
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -19,42 +17,10 @@ import pytest
 
 from tlskit.client import connect
 
+from .serveproc import ServeProcess as Serve
+
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or not sys.platform.startswith("linux"),
                                 reason="workers need fork and SO_REUSEPORT (Linux)")
-
-
-class Serve:
-    def __init__(self, home: Path, *args: str) -> None:
-        env = {**os.environ, "TLSKIT_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "80"}
-        env.pop("SSLKEYLOGFILE", None)
-        self.proc = subprocess.Popen([sys.executable, "-m", "tlskit", "serve", "--json-log", *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=home.parent)
-        self.events: list[dict] = []
-        self._partial = b""
-
-    def wait_event(self, name: str, timeout: float = 10.0, after: int = 0) -> dict:
-        fd = self.proc.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        while True:
-            for e in self.events[after:]:
-                if e["event"] == name:
-                    return e
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise AssertionError(f"no {name!r} event within {timeout} s; got {[e['event'] for e in self.events]}")
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                raise AssertionError(f"serve exited ({self.proc.poll()}): {self.proc.stderr.read().decode()}")
-            self._partial += chunk
-            *lines, self._partial = self._partial.split(b"\n")
-            self.events.extend(json.loads(line) for line in lines if line.strip())
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-        self.proc.stdout.close()
-        self.proc.stderr.close()
 
 
 @pytest.fixture
