@@ -35,7 +35,7 @@ test-scan: $(STAMP)
 	$(BIN)/python -m pytest -m scanner $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python -m pip install --quiet -e ".[bench,fast]"  # fast: uvloop, for its rows
 	$(BIN)/python -m compileall -q tlskit >/dev/null
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 

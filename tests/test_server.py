@@ -9,6 +9,9 @@ import asyncio
 import os
 import socket
 import ssl
+import subprocess
+import sys
+import textwrap
 import time
 
 import pytest
@@ -16,7 +19,8 @@ import pytest
 from tlskit import client
 from tlskit.contexts import create_client_context, create_server_context
 from tlskit.errors import NetworkError, TLSError, VerificationError
-from tlskit.server import READ_BUFFER, WRITE_HIGH, Server
+from tlskit import server as server_module
+from tlskit.server import READ_BUFFER, TIMER_TICK, WRITE_HIGH, Server, can_accept_directly
 
 
 def has_ipv6() -> bool:
@@ -453,3 +457,208 @@ def test_no_shared_cipher_is_logged(serve, certs, events):
         echo(srv.port, certs, max_tls="1.2", ciphers="AES128-SHA")
     assert info.value.alert == 40 and "--ciphers" in info.value.hint
     assert events.wait("handshake_failed").code == "no_shared_cipher"
+
+
+# --- the accept paths and the timer wheel -------------------------------------------------------------
+# asyncio's selector loops get the server's own accept path; any other loop (uvloop) gets
+# loop.create_server. Both run the same protocol code; these tests run each behaviour on both.
+
+
+@pytest.fixture(params=["own", "create_server"])
+def accept_path(request, monkeypatch) -> str:
+    if request.param == "create_server":
+        # What a loop without asyncio's private transport factory (uvloop) gets.
+        monkeypatch.setattr(server_module, "can_accept_directly", lambda loop: False)
+    return request.param
+
+
+def test_asyncio_selector_loops_can_accept_directly_and_other_loops_cannot():
+    loop = asyncio.new_event_loop()
+    try:
+        assert can_accept_directly(loop)
+    finally:
+        loop.close()
+    # Twin: a loop that is not asyncio's selector loop takes the public path.
+    assert not can_accept_directly(asyncio.AbstractEventLoop())
+
+
+def test_both_accept_paths_serve_an_echo(serve, certs, events, accept_path):
+    srv = serve()
+    assert srv.call(lambda: srv.server._own_accept) is (accept_path == "own")
+    assert echo(srv.port, certs).reply == b"ping\n"
+    ok = events.wait("handshake_ok")
+    assert ok.report.tls_version == "TLS 1.3" and ok.report.server_name is None
+    assert events.wait("closed", where=lambda r: r.bytes_in > 0).bytes_out > 0
+
+
+def test_both_accept_paths_serve_many_concurrent_clients(serve, certs, accept_path):
+    srv = serve()
+    ctx = create_client_context(ca=certs.ca, system_ca=False)
+
+    async def one(i: int) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port, ssl=ctx, server_hostname="localhost")
+        writer.write(b"client %d\n" % i)
+        line = await reader.readline()
+        writer.close()
+        return line
+
+    async def main():
+        return await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(40))), 20)
+
+    assert asyncio.run(main()) == [b"client %d\n" % i for i in range(40)]
+
+
+def test_both_accept_paths_send_a_real_alert(serve, events, accept_path):
+    srv = serve()
+    reply = raw_exchange(srv.port, client_hello(0x0302))
+    assert reply[:1] == b"\x15" and reply[5:7] == b"\x02\x46", reply.hex()
+    assert events.wait("handshake_failed").alert_sent == 70
+
+
+def test_both_accept_paths_time_out_a_silent_handshake_never_early(serve, certs, events, accept_path):
+    srv = serve(handshake_timeout=0.4)
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=3) as silent:
+        t0 = time.monotonic()
+        assert silent.recv(10) == b""
+        took = time.monotonic() - t0
+    # The wheel checks deadlines every TIMER_TICK: late by at most about a tick, never early.
+    assert 0.4 - 0.05 < took < 0.4 + 3 * TIMER_TICK + 0.5
+    assert events.wait("handshake_failed", where=lambda r: r.code == "handshake_timeout")
+    # Twin: a session whose handshake finished outlives the handshake timeout.
+    with tls_socket(srv.port, certs) as s:
+        time.sleep(0.7)
+        s.sendall(b"still here")
+        assert s.recv(100) == b"still here"
+
+
+def test_both_accept_paths_close_an_idle_session_before_the_longer_handshake_deadline(serve, certs, events, accept_path):
+    # The handshake deadline (5 s) is checked later than the idle one (0.3 s): the earlier one must win.
+    srv = serve(handshake_timeout=5, idle_timeout=0.3)
+    with tls_socket(srv.port, certs) as s:
+        t0 = time.monotonic()
+        assert s.recv(100) == b""  # close_notify
+        assert 0.25 < time.monotonic() - t0 < 2
+    assert events.wait("idle_timeout")
+
+
+def test_both_accept_paths_keep_an_active_session(serve, certs, events, accept_path):
+    # Twin of the idle timeout: traffic moves the deadline; the wheel re-checks instead of closing.
+    srv = serve(idle_timeout=0.4)
+    with tls_socket(srv.port, certs) as s:
+        for i in range(6):
+            s.sendall(b"%d" % i)
+            assert s.recv(10) == b"%d" % i
+            time.sleep(0.15)
+    assert not events.of("idle_timeout")
+
+
+def test_both_accept_paths_refuse_beyond_the_limit(serve, certs, events, accept_path):
+    srv = serve(max_connections=1)
+    with tls_socket(srv.port, certs) as first:
+        first.sendall(b"x")
+        assert first.recv(1) == b"x"
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=3) as second:
+            assert second.recv(10) == b""
+        assert events.wait("refused").max_connections == 1
+
+
+def test_both_accept_paths_stop_listening_on_close(serve, certs, events, accept_path):
+    srv = serve()
+    port = srv.port
+    assert echo(port, certs).reply == b"ping\n"
+    srv.stop()
+    events.wait("stopped")
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_the_timer_wheel_stops_ticking_when_no_connection_waits(serve, certs):
+    srv = serve(handshake_timeout=0.2)
+    socket.create_connection(("127.0.0.1", srv.port), timeout=2).close()
+    assert echo(srv.port, certs).reply == b"ping\n"
+    deadline = time.monotonic() + 3
+    while srv.call(lambda: srv.server._tick is not None or bool(srv.server._wheel)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert srv.call(lambda: (srv.server._tick, srv.server._wheel)) == (None, {})
+
+
+_LOW_FD_SERVER = textwrap.dedent(
+    """
+    import asyncio, logging, resource, sys
+    from tlskit.contexts import create_server_context
+    from tlskit.server import Server
+
+    class Events(logging.Handler):
+        def emit(self, record):
+            print("EVENT", getattr(record, "event", "-"), flush=True)
+
+    logging.getLogger("tlskit").addHandler(Events())
+    logging.getLogger("tlskit").setLevel(logging.INFO)
+    limit = int(sys.argv[3])
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    async def main():
+        server = Server(create_server_context(sys.argv[1], sys.argv[2]), "127.0.0.1", 0, handshake_timeout=30)
+        await server.start()
+        print("PORT", server.port, server._own_accept, flush=True)
+        await server.serve()
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.slow
+def test_out_of_descriptors_pauses_accepting_says_so_and_recovers(certs, tmp_path):
+    script = tmp_path / "low_fd_server.py"
+    script.write_text(_LOW_FD_SERVER)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(certs.cert), str(certs.key), "48"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    held: list[socket.socket] = []
+    try:
+        line = proc.stdout.readline()
+        while line.startswith("EVENT"):  # fd_limit: the server warns that 48 descriptors are few
+            line = proc.stdout.readline()
+        assert line.startswith("PORT"), line
+        _, port, own = line.split()
+        assert own == "True"
+        for _ in range(60):  # more than the server has descriptors for; the kernel queues the rest
+            held.append(socket.create_connection(("127.0.0.1", int(port)), timeout=3))
+        seen = set()
+        deadline = time.monotonic() + 10
+        while "accept_paused" not in seen and time.monotonic() < deadline:
+            seen.add(proc.stdout.readline().split()[-1])
+        assert "accept_paused" in seen
+        for s in held:
+            s.close()
+        held.clear()
+        # Twin: once descriptors are free again, the server accepts and serves (within the retry delay).
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert echo(int(port), certs).reply == b"ping\n"
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+    finally:
+        for s in held:
+            s.close()
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_accepted_connections_do_not_wait_for_nagle(serve, certs, accept_path):
+    srv = serve()
+    with tls_socket(srv.port, certs) as s:
+        s.sendall(b"x")
+        assert s.recv(10) == b"x"
+
+        def nodelay():
+            return [c._transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+                    for c in srv.server._conns]
+
+        assert srv.call(nodelay) == [1]

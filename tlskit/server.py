@@ -6,16 +6,19 @@ asyncio's TLS transport closes without sending the alert when a handshake fails
 (CPython gh-98078) and keeps 256 KiB of buffers per connection. Here a failed
 handshake flushes the outgoing BIO, which holds OpenSSL's alert, before closing.
 
-Per-connection state is a ``__slots__`` object, two memory BIOs and one timer
-handle: no task, no per-connection read buffer (every connection reads into one
-shared buffer, consumed before the next read), and a bounded write buffer
-(``pause_reading`` while the peer does not read, so an echo never grows without
-bound).
+Per-connection state is a ``__slots__`` object and two memory BIOs: no task, no
+timer handle (one coarse timer wheel checks every deadline, see ``Server._schedule``),
+no per-connection read buffer (every connection reads into one shared buffer,
+consumed before the next read), and a bounded write buffer (``pause_reading`` while
+the peer does not read, so an echo never grows without bound). On asyncio's own
+selector loops the server accepts on its listening sockets itself, without the task
+and future that ``loop.create_server`` spends on each connection; elsewhere (uvloop)
+it uses ``create_server`` (see :func:`can_accept_directly`).
 
 Events go to ``logging.getLogger(__name__)`` with their data in ``extra``: every
 record has ``event`` (``listening``, ``accepted``, ``handshake_ok``,
 ``handshake_failed``, ``closed``, ``idle_timeout``, ``refused``, ``san_mismatch``,
-``fd_limit``, ``busy`` (with ``log_rate``), ``stopped``) plus the fields for that event;
+``fd_limit``, ``accept_paused`` (out of descriptors), ``busy`` (with ``log_rate``), ``stopped``) plus the fields for that event;
 ``handshake_ok`` carries the :class:`~tlskit.report.HandshakeReport` as ``report``.
 
 Anchors: uvicorn ``uvicorn/server.py`` (``Server.startup``), hypercorn
@@ -25,6 +28,7 @@ Anchors: uvicorn ``uvicorn/server.py`` (``Server.startup``), hypercorn
 from __future__ import annotations
 
 import asyncio
+import asyncio.selector_events
 import errno
 import logging
 import re
@@ -46,8 +50,11 @@ READ_BUFFER = 256 * 1024  # shared by every connection; each read is consumed at
 # less CPU per echoed byte than 64 KiB, fewer trips through the loop; it costs memory once, not per connection)
 WRITE_HIGH = 64 * 1024  # stop reading from a peer whose unsent echo exceeds this
 WRITE_LOW = 16 * 1024
+_ASYNCIO_WRITE_LIMITS = (64 * 1024, 16 * 1024)  # what an asyncio transport starts with (high, high // 4)
 HTTP_HEAD_LIMIT = 16 * 1024
 FD_RESERVE = 64  # descriptors beyond the connections: listening sockets, the log, the key log, stdio
+TIMER_TICK = 0.1  # the timer wheel's resolution: timeouts fire up to this much late, never early
+ACCEPT_RETRY = 1.0  # out of descriptors: stop accepting this long (asyncio's ACCEPT_RETRY_DELAY)
 _HEAD_KEEP = 64  # first bytes kept during the handshake, to recognise non-TLS clients
 _WILDCARD_HOSTS = ("", "0.0.0.0", "::", "*")
 _HOST_HEADER = re.compile(rb"\r\nhost:[ \t]*([A-Za-z0-9.\-:\[\]]{1,255})[ \t]*\r\n", re.I)
@@ -79,7 +86,7 @@ class _Connection(asyncio.BufferedProtocol):
         "_in",
         "_out",
         "_state",
-        "_timer",
+        "_due",
         "_peer",
         "_t0",
         "_last",
@@ -95,7 +102,7 @@ class _Connection(asyncio.BufferedProtocol):
         self._tls: ssl.SSLObject | None = None
         self._in = self._out = None
         self._state = _HANDSHAKE
-        self._timer: asyncio.TimerHandle | None = None
+        self._due = 0  # the timer-wheel slot this connection is checked at, 0: none (see Server._schedule)
         self._peer = None
         self._t0 = self._last = 0.0
         self._rx = self._tx = 0
@@ -116,11 +123,12 @@ class _Connection(asyncio.BufferedProtocol):
             return
         srv._conns.add(self)
         srv.stats.connections += 1
-        transport.set_write_buffer_limits(WRITE_HIGH, WRITE_LOW)
+        if srv._set_write_limits:
+            transport.set_write_buffer_limits(WRITE_HIGH, WRITE_LOW)
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
         self._tls = srv.context.wrap_bio(self._in, self._out, server_side=True)
-        self._timer = loop.call_later(srv.handshake_timeout, self._handshake_timed_out)
+        srv._schedule(self, self._t0 + srv.handshake_timeout)
         if log.isEnabledFor(logging.INFO) and srv._line_allowed("accepted"):
             peer = format_peer(self._peer)
             log.info("accepted %s", peer, extra={"event": "accepted", "peer": peer})
@@ -159,9 +167,8 @@ class _Connection(asyncio.BufferedProtocol):
         if state == _HANDSHAKE:
             self._handshake_failed(exc if isinstance(exc, OSError) else None, close=False)
         self._state = _CLOSED
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._due:
+            srv._unschedule(self)
         srv._conns.discard(self)
         srv.stats.bytes_in += self._rx
         srv.stats.bytes_out += self._tx
@@ -207,19 +214,20 @@ class _Connection(asyncio.BufferedProtocol):
         except ssl.SSLError as exc:
             self._handshake_failed(exc)
             return
-        self._flush()
+        # No flush here: the session tickets go out with whatever _pump writes next (an echo,
+        # or our close_notify): one send instead of two. A client that closes right after its
+        # Finished got the tickets, reset the connection, and our close_notify then hit EPIPE
+        # and asyncio's error path; now both leave in one segment.
         self._handshake_done()
 
     def _handshake_done(self) -> None:
         srv = self._srv
-        loop = srv._loop
-        if self._timer is not None:
-            self._timer.cancel()
         self._state = _OPEN
         self._head = None
         srv.stats.handshakes_ok += 1
-        now = self._last = loop.time()
-        self._timer = loop.call_later(srv.idle_timeout, self._idle_check)
+        now = self._last = srv._loop.time()
+        # The handshake deadline's check stays when it comes first: it then waits for the idle one.
+        srv._schedule(self, now + srv.idle_timeout)
         if log.isEnabledFor(logging.INFO) and srv._line_allowed("handshake_ok"):
             ms = (now - self._t0) * 1000.0
             report = create_report(self._tls, side="server", peer=self._peer, handshake_ms=ms)
@@ -246,9 +254,8 @@ class _Connection(asyncio.BufferedProtocol):
         if self._out is not None and close:
             sent = self._flush()  # the alert OpenSSL wrote: the whole point of this layer
         srv.stats.handshakes_failed += 1
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._due:
+            srv._unschedule(self)
         level = srv._failure_level()
         if log.isEnabledFor(level):
             tls = self._tls
@@ -294,10 +301,24 @@ class _Connection(asyncio.BufferedProtocol):
             },
         )
 
+    def _deadline_passed(self, now: float) -> None:
+        """The timer wheel's check: the handshake timeout, or the idle timeout once the session is up."""
+        srv = self._srv
+        state = self._state
+        if state == _HANDSHAKE:
+            deadline = self._t0 + srv.handshake_timeout
+            if now < deadline:
+                srv._schedule(self, deadline)
+            else:
+                self._handshake_timed_out()
+        elif state == _OPEN:
+            deadline = self._last + srv.idle_timeout
+            if now < deadline:
+                srv._schedule(self, deadline)
+            else:
+                self._idle_timed_out()
+
     def _handshake_timed_out(self) -> None:
-        self._timer = None
-        if self._state != _HANDSHAKE:
-            return
         srv = self._srv
         self._state = _CLOSING
         srv.stats.handshakes_failed += 1
@@ -317,9 +338,8 @@ class _Connection(asyncio.BufferedProtocol):
         srv = self._srv
         self._state = _CLOSING
         srv.stats.handshakes_failed += 1
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._due:
+            srv._unschedule(self)
         m = _HOST_HEADER.search(head)
         host = m.group(1).decode("ascii") if m else srv.url_host
         body = f"this port speaks TLS; use https://{host}/ instead\n".encode()
@@ -389,15 +409,8 @@ class _Connection(asyncio.BufferedProtocol):
             self._http = None
             self.shutdown()
 
-    def _idle_check(self) -> None:
+    def _idle_timed_out(self) -> None:
         srv = self._srv
-        self._timer = None
-        if self._state != _OPEN:
-            return
-        remaining = self._last + srv.idle_timeout - srv._loop.time()
-        if remaining > 0.001:
-            self._timer = srv._loop.call_later(remaining, self._idle_check)
-            return
         if log.isEnabledFor(logging.INFO):
             peer = format_peer(self._peer)
             log.info(
@@ -419,9 +432,8 @@ class _Connection(asyncio.BufferedProtocol):
                 pass  # SSLWantReadError: ours is written, the peer's is not awaited
             self._flush()
         self._state = _CLOSING
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._due:
+            self._srv._unschedule(self)
         self._transport.close()
 
     def abort(self) -> None:
@@ -521,6 +533,12 @@ class Server:
         self._lines = 0
         self._held_back: dict[str, int] = {}
         self._busy_timer: asyncio.TimerHandle | None = None
+        self._own_accept = False  # accepting on our own listening sockets (see _accept), not loop.create_server
+        self._set_write_limits = True  # False when our transports already start with WRITE_HIGH/WRITE_LOW
+        self._wheel: dict[int, set[_Connection]] = {}  # slot (loop time // TIMER_TICK) -> connections to check
+        self._wheel_done = 0  # every slot up to this one has been checked
+        self._tick: asyncio.TimerHandle | None = None
+        self._accept_retry: asyncio.TimerHandle | None = None
 
     # -- addresses ---------------------------------------------------------------------
     @property
@@ -570,10 +588,17 @@ class Server:
         self._all_closed = asyncio.Event()
         self._check_open_file_limit()
         socks = await self._bind()
+        self._own_accept = can_accept_directly(loop)
+        self._set_write_limits = not self._own_accept or (WRITE_HIGH, WRITE_LOW) != _ASYNCIO_WRITE_LIMITS
         try:
             for sock in socks:
-                self._servers.append(await loop.create_server(lambda: _Connection(self), sock=sock, backlog=self.backlog))
+                if self._own_accept:
+                    sock.listen(self.backlog)
+                    loop.add_reader(sock.fileno(), self._accept, sock)
+                else:
+                    self._servers.append(await loop.create_server(lambda: _Connection(self), sock=sock, backlog=self.backlog))
         except OSError as exc:
+            self._stop_accepting(socks)
             for s in self._servers:
                 s.close()
             for s in socks:
@@ -581,6 +606,116 @@ class Server:
             raise diagnose.explain_listen_error(exc, host=self.host, port=self.requested_port) from exc
         self._sockets = socks
         self._log_listening()
+
+    def _accept(self, sock: socket.socket) -> None:
+        """Accept what the listening socket holds, each into an asyncio transport of its own.
+
+        What ``loop.create_server`` does, without its task and future per connection
+        (``_accept_connection2``: a task, a future and three more callbacks; about 40,000
+        fewer instructions per handshake under callgrind). Only on asyncio's selector loops
+        (see :func:`can_accept_directly`); elsewhere start() uses create_server.
+        """
+        if self._closing:  # readable in the same loop iteration as close()
+            return
+        make_transport = self._loop._make_socket_transport  # type: ignore[attr-defined]
+        # sock._accept() and a plain int family: socket.accept() turns family and type into
+        # enums for every connection (four enum calls, a few µs).
+        accept = getattr(sock, "_accept", None)
+        family = int(sock.family)
+        for _ in range(self.backlog):
+            try:
+                if accept is not None:
+                    fd, addr = accept()
+                    conn = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, fileno=fd)
+                else:
+                    conn, addr = sock.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    self._pause_accepting(sock, exc)
+                    return
+                raise  # the loop logs it and keeps calling us
+            try:
+                conn.setblocking(False)
+                make_transport(conn, _Connection(self), extra={"peername": addr})
+            except BaseException:
+                conn.close()
+                raise
+
+    def _pause_accepting(self, sock: socket.socket, exc: OSError) -> None:
+        # The kernel keeps reporting the socket readable: stop listening to it for a while.
+        self._loop.remove_reader(sock.fileno())
+        log.warning(
+            "cannot accept connections: %s (%d open); retrying in %g s",
+            exc.strerror,
+            len(self._conns),
+            ACCEPT_RETRY,
+            extra={"event": "accept_paused", "detail": exc.strerror, "errno": exc.errno, "active": len(self._conns)},
+        )
+        self._accept_retry = self._loop.call_later(ACCEPT_RETRY, self._resume_accepting, sock)
+
+    def _resume_accepting(self, sock: socket.socket) -> None:
+        self._accept_retry = None
+        if not self._closing and sock.fileno() >= 0:
+            self._loop.add_reader(sock.fileno(), self._accept, sock)
+
+    def _stop_accepting(self, socks: list[socket.socket]) -> None:
+        if not self._own_accept:
+            return
+        if self._accept_retry is not None:
+            self._accept_retry.cancel()
+            self._accept_retry = None
+        for s in socks:
+            if s.fileno() >= 0:
+                self._loop.remove_reader(s.fileno())
+
+    # -- the timer wheel: one timer for every connection's timeout ----------------------------
+    def _schedule(self, conn: _Connection, when: float) -> None:
+        """Have ``conn._deadline_passed`` called at ``when`` (loop time), or up to TIMER_TICK later.
+
+        A set of connections per TIMER_TICK slot instead of a TimerHandle each: no heap of
+        thousands of cancelled handles, and a set add instead of call_later plus cancel.
+        A connection is in at most one slot; an earlier one already set stays.
+        """
+        slot = int(when / TIMER_TICK) + 1  # the first slot that starts after ``when``
+        old = conn._due
+        if old:
+            if old <= slot:
+                return
+            self._unschedule(conn)
+        wheel = self._wheel
+        bucket = wheel.get(slot)
+        if bucket is None:
+            wheel[slot] = {conn}
+        else:
+            bucket.add(conn)
+        conn._due = slot
+        if self._tick is None:
+            self._wheel_done = int(self._loop.time() / TIMER_TICK)
+            self._tick = self._loop.call_at((self._wheel_done + 1) * TIMER_TICK, self._on_tick)
+
+    def _unschedule(self, conn: _Connection) -> None:
+        bucket = self._wheel.get(conn._due)
+        if bucket is not None:
+            bucket.discard(conn)
+            if not bucket:
+                del self._wheel[conn._due]
+        conn._due = 0
+
+    def _on_tick(self) -> None:
+        loop = self._loop
+        now = loop.time()
+        upto = int(now / TIMER_TICK)
+        wheel = self._wheel
+        for slot in range(self._wheel_done + 1, upto + 1):
+            bucket = wheel.pop(slot, None)
+            if bucket:
+                for conn in bucket:
+                    conn._due = 0
+                    conn._deadline_passed(now)  # reschedules into a later slot when it is not due yet
+        self._wheel_done = upto
+        self._tick = loop.call_at((upto + 1) * TIMER_TICK, self._on_tick) if wheel else None
 
     async def reserve_port(self) -> list[socket.socket]:
         """Bind every address without listening, for a supervisor whose workers share the port.
@@ -654,7 +789,9 @@ class Server:
 
     def _bind_one(self, family: int, sockaddr: tuple, port: int, *, skippable: bool) -> socket.socket | None:
         try:
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP,
+            # and a TLS record must not wait for Nagle (an HTTP reply, a small echo).
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         except OSError as exc:
             if skippable and family == socket.AF_INET6 and exc.errno in (errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT):
                 log.warning("IPv6 is not available; listening on IPv4 only", extra={"event": "no_ipv6"})
@@ -842,6 +979,10 @@ class Server:
         if self._closing or self._loop is None:
             return
         self._closing = True
+        self._stop_accepting(self._sockets)
+        if self._own_accept:
+            for s in self._sockets:
+                s.close()
         for s in self._servers:
             s.close()
         for conn in list(self._conns):
@@ -871,6 +1012,9 @@ class Server:
                 pass
         if self._busy_timer is not None:
             self._busy_timer.cancel()
+        if self._tick is not None:
+            self._tick.cancel()
+            self._tick = None
         self._log_held_back()
         self.stats.active = len(self._conns)
         st = self.stats
@@ -915,9 +1059,21 @@ def raise_open_file_limit() -> tuple[int, int]:
     return soft, hard
 
 
+def can_accept_directly(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether :class:`Server` may accept on its own listening sockets in ``loop``.
+
+    It needs asyncio's private ``_make_socket_transport`` of a selector loop (CPython 3.8
+    to 3.13 at least). uvloop, the Windows proactor and any loop without it get the public
+    ``loop.create_server`` path, with the same protocol code.
+    """
+    return isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop) and callable(
+        getattr(loop, "_make_socket_transport", None)
+    )
+
+
 def is_wildcard_host(host: str | None) -> bool:
     """Whether ``host`` means "every interface"."""
     return host in (None, *_WILDCARD_HOSTS)
 
 
-__all__ = ["DEFAULT_BACKLOG", "Server", "ServerStats"]
+__all__ = ["DEFAULT_BACKLOG", "Server", "ServerStats", "can_accept_directly"]
