@@ -438,3 +438,12 @@ def test_client_certificate_refusals_name_the_reason(certs, tcp_server):
         err = info.value
         assert err.alert == number and err.code == "client_cert_rejected", (err.code, err.message)
         assert why in err.message and "--client" in err.hint
+
+
+def test_getaddrinfo_gets_plain_ascii_as_bytes_and_the_rest_as_text():
+    from tlskit.client import _host_arg
+
+    assert _host_arg("127.0.0.1") == b"127.0.0.1" and _host_arg("::1") == b"::1" and _host_arg("localhost.") == b"localhost."
+    # The codec still judges what needs it: an empty or a 64+ character label, a non-ASCII name.
+    assert _host_arg("a..b") == "a..b" and _host_arg("x" * 64 + ".test") == "x" * 64 + ".test"
+    assert _host_arg("bücher.test") == "bücher.test"

@@ -108,9 +108,21 @@ def _remaining(deadline: float) -> float:
     return left
 
 
+def _host_arg(host: str) -> str | bytes:
+    """``host`` for getaddrinfo: bytes when plain ASCII with sane labels, else the str itself.
+
+    getaddrinfo encodes every str with Python's "idna" codec, whose import (and stringprep's)
+    costs more than the connect on loopback; an ASCII name or address needs no encoding.
+    Anything else keeps the codec's checks (its UnicodeError is explained as a bad name).
+    """
+    if host.isascii() and all(0 < len(label) < 64 for label in host.rstrip(".").split(".")):
+        return host.encode("ascii")
+    return host
+
+
 def _open(host: str, port: int, timeout: float, deadline: float) -> socket.socket:
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(_host_arg(host), port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         # UnicodeError: the idna codec refuses the name (an empty or a 64+ character label).
         from tlskit import diagnose

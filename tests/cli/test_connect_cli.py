@@ -220,3 +220,9 @@ def test_chain_tree_closes_each_branch(run, local_server):
     assert tree[ca].startswith("    └── CN=tlskit CA ")
     assert tree[-1].startswith("        └── key ") and all(line.startswith("    ├── ") for line in tree[1:ca])
     assert "\x1b[" not in "\n".join(lines)  # not a terminal: no colour codes
+
+
+@pytest.mark.parametrize("host", ["a..b", "x" * 64 + ".test"])
+def test_a_malformed_host_name_is_explained_before_any_lookup(run, store, host):
+    result = run("connect", f"{host}:8443")
+    assert result.exit_code == 4 and "is not a valid host name" in result.stderr
