@@ -473,7 +473,7 @@ def accept_path(request, monkeypatch) -> str:
 
 
 def test_asyncio_selector_loops_can_accept_directly_and_other_loops_cannot():
-    loop = asyncio.new_event_loop()
+    loop = asyncio.SelectorEventLoop()  # not new_event_loop(): under a uvloop policy that is uvloop
     try:
         assert can_accept_directly(loop)
     finally:
