@@ -7,6 +7,7 @@ import json
 import pytest
 
 from ..test_server import needs_ipv6
+from .fresh import fresh_run
 
 
 @pytest.fixture
@@ -169,45 +170,21 @@ def test_connect_rejects_a_cn_only_certificate_that_python_s_default_accepts(run
 
 # --- start-up: a successful one-shot connect pays for neither rich nor asyncio ---------------
 
-_MODULES_AFTER = """
-import sys
-from tlskit.cli import cli
-try:
-    cli(sys.argv[1:], prog_name="tlskit")
-except SystemExit as exc:
-    code = exc.code
-loaded = sorted({m for m in sys.modules if m.split(".")[0] in ("rich", "asyncio")} | ({"tlskit.diagnose"} & set(sys.modules)))
-print("LOADED", code, sorted({m.split(".")[0] if not m.startswith("tlskit") else m for m in loaded}), file=sys.stderr)
-"""
-
-
 @pytest.mark.parametrize("extra", [[], ["--json"], ["-v", "--no-color"]], ids=["text", "json", "verbose"])
 def test_a_successful_connect_imports_no_rich_asyncio_or_diagnosis(run, local_server, extra):
-    import os
-    import subprocess
-    import sys
-
     srv = local_server()
-    done = subprocess.run(
-        [sys.executable, "-c", _MODULES_AFTER, "connect", f"127.0.0.1:{srv.port}", "--servername", "localhost", *extra],
-        capture_output=True, text=True, timeout=60, env={**os.environ, "TLSKIT_HOME": str(run.home)},
-    )
-    assert "LOADED 0 []\n" in done.stderr, done.stderr
+    done = fresh_run("connect", f"127.0.0.1:{srv.port}", "--servername", "localhost", *extra,
+                     env={"TLSKIT_HOME": str(run.home)})
+    assert done.exit_code == 0, done.stderr
+    assert done.loaded("rich", "asyncio", "tlskit.diagnose") == []
     assert "✓ verified" in done.stdout or '"verified": true' in done.stdout
 
 
 def test_a_failed_connect_still_explains_with_the_diagnosis_module(run, local_server):
     # The negative twin: the explanation is imported when it is needed.
-    import os
-    import subprocess
-    import sys
-
     srv = local_server()
-    done = subprocess.run(
-        [sys.executable, "-c", _MODULES_AFTER, "connect", f"127.0.0.1:{srv.port}", "--servername", "wrong.test"],
-        capture_output=True, text=True, timeout=60, env={**os.environ, "TLSKIT_HOME": str(run.home)},
-    )
-    assert "LOADED 5 ['tlskit.diagnose']\n" in done.stderr, done.stderr
+    done = fresh_run("connect", f"127.0.0.1:{srv.port}", "--servername", "wrong.test", env={"TLSKIT_HOME": str(run.home)})
+    assert done.exit_code == 5 and done.loaded("rich", "asyncio", "tlskit.diagnose") == ["tlskit.diagnose"]
     assert "'wrong.test' is not among the names" in done.stderr
 
 

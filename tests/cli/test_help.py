@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import click
 import pytest
 
 from tlskit.cli import cli
+
+from .fresh import fresh_run
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -52,32 +51,13 @@ def test_root_help_and_version(run):
 
 @pytest.mark.parametrize("args", [["--version"], ["--help"], ["cert", "--help"], ["cert", "issue", "--help"]])
 def test_help_and_version_do_not_import_heavy_modules(args):
-    code = (
-        "import sys\n"
-        "from tlskit.cli import cli\n"
-        "try:\n"
-        f"    cli({args!r}, prog_name='tlskit')\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'cryptography', 'rich', 'asyncio', 'ssl'})\n"
-        "print('HEAVY', heavy, file=sys.stderr)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env={**os.environ})
-    assert "HEAVY []\n" in done.stderr, done.stderr
+    done = fresh_run(*args)
+    assert done.exit_code == 0 and done.loaded("cryptography", "rich", "asyncio", "ssl") == []
 
 
 def test_root_help_lists_every_command_without_importing_them():
-    code = (
-        "import sys\n"
-        "from tlskit.cli import cli\n"
-        "try:\n"
-        "    cli(['--help'], prog_name='tlskit')\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "print('LOADED', sorted(m for m in sys.modules if m.startswith('tlskit.cli.')), file=sys.stderr)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env={**os.environ})
-    assert "LOADED []\n" in done.stderr, done.stderr
+    done = fresh_run("--help")
+    assert done.exit_code == 0 and sorted(m for m in done.modules if m.startswith("tlskit.cli.")) == []
     from tlskit.cli import SUMMARIES
 
     for name, summary in SUMMARIES.items():
