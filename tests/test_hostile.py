@@ -30,7 +30,7 @@ import pytest
 from tlskit.contexts import create_client_context
 from tlskit.server import READ_BUFFER, WRITE_HIGH, Server
 
-from .test_server import client_hello, echo, tls_socket
+from .test_server import client_hello, echo, read_until_close, tls_socket
 
 TIMEOUTS = {"handshake_timeout": 1, "idle_timeout": 1}
 SMALL = 64 * 1024  # what an idle server may still hold in user space, all connections together
@@ -86,20 +86,6 @@ def assert_plain_log(events, *codes: str) -> None:
     seen = {getattr(r, "code", None) for r in events.of("handshake_failed")}
     for code in codes:
         assert code in seen, f"no handshake_failed with code {code!r}; saw {seen}"
-
-
-def read_until_close(s: socket.socket, timeout: float = 3.0) -> bytes:
-    s.settimeout(timeout)
-    out, deadline = b"", time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            chunk = s.recv(65536)
-        except (TimeoutError, ConnectionResetError):
-            break
-        if not chunk:
-            break
-        out += chunk
-    return out
 
 
 def alerts_in(data: bytes) -> list[tuple[int, int]]:

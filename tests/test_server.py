@@ -43,17 +43,22 @@ def raw_exchange(port: int, data: bytes, *, host: str = "127.0.0.1", timeout: fl
     """Send raw bytes, read until the server closes (or the timeout)."""
     with socket.create_connection((host, port), timeout=timeout) as s:
         s.sendall(data)
-        out = b""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                chunk = s.recv(65536)
-            except (TimeoutError, ConnectionResetError):
-                break
-            if not chunk:
-                break
-            out += chunk
-        return out
+        return read_until_close(s, timeout)
+
+
+def read_until_close(s: socket.socket, timeout: float = 3.0) -> bytes:
+    """Everything the peer sends until it closes or resets, or ``timeout`` passes."""
+    s.settimeout(timeout)
+    out, deadline = b"", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            chunk = s.recv(65536)
+        except (TimeoutError, ConnectionResetError):
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out
 
 
 def tls_socket(port: int, certs, *, host: str = "127.0.0.1", timeout: float = 5.0, **kw) -> ssl.SSLSocket:

@@ -41,3 +41,21 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "80")
     return Run(CliRunner(), home, work)
+
+
+@pytest.fixture
+def served(run):
+    """``served(*args)``: ``tlskit serve --json-log ARGS`` as a child with a localhost certificate; killed after."""
+    from .serveproc import ServeProcess
+
+    run("ca", "init", "-q")
+    run("cert", "issue", "localhost", "127.0.0.1", "::1", "-q")
+    procs: list[ServeProcess] = []
+
+    def start(*args: str) -> ServeProcess:
+        procs.append(ServeProcess(run.home, *args))
+        return procs[-1]
+
+    yield start
+    for p in procs:
+        p.kill()

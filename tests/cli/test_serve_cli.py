@@ -10,8 +10,6 @@ import pytest
 
 from tlskit.client import connect
 
-from .serveproc import ServeProcess
-
 
 def test_missing_certificate_is_exit_6_with_the_fix(run):
     assert run("ca", "init", "-q").exit_code == 0
@@ -46,21 +44,6 @@ def test_host_without_a_covering_certificate_is_exit_6(run):
 
 def test_bad_sni_entry_is_a_usage_error(run):
     assert run("serve", "--sni", "no-equals-sign").exit_code == 2
-
-
-@pytest.fixture
-def served(run):
-    run("ca", "init", "-q")
-    run("cert", "issue", "localhost", "127.0.0.1", "::1", "-q")
-    procs: list[ServeProcess] = []
-
-    def start(*args: str) -> ServeProcess:
-        procs.append(ServeProcess(run.home, *args))
-        return procs[-1]
-
-    yield start
-    for p in procs:
-        p.kill()
 
 
 @pytest.mark.slow

@@ -17,25 +17,9 @@ import pytest
 
 from tlskit.client import connect
 
-from .serveproc import ServeProcess as Serve
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or not sys.platform.startswith("linux"),
                                 reason="workers need fork and SO_REUSEPORT (Linux)")
-
-
-@pytest.fixture
-def served(run):
-    run("ca", "init", "-q")
-    run("cert", "issue", "localhost", "127.0.0.1", "::1", "-q")
-    procs: list[Serve] = []
-
-    def start(*args: str) -> Serve:
-        procs.append(Serve(run.home, *args))
-        return procs[-1]
-
-    yield start
-    for p in procs:
-        p.kill()
 
 
 def _echo(run, port: int) -> bytes:
