@@ -249,15 +249,6 @@ def test_idle_session_is_closed_with_close_notify(serve, certs, events):
     assert events.wait("idle_timeout")
 
 
-def test_active_session_is_not_idle(serve, certs):
-    srv = serve(idle_timeout=0.5)
-    with tls_socket(srv.port, certs) as s:
-        for i in range(5):
-            s.sendall(b"%d" % i)
-            assert s.recv(10) == b"%d" % i
-            time.sleep(0.2)
-
-
 def test_connections_beyond_the_limit_are_refused_and_logged(serve, certs, events):
     srv = serve(max_connections=2)
     first, second = tls_socket(srv.port, certs), tls_socket(srv.port, certs)
