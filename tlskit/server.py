@@ -12,8 +12,9 @@ no per-connection read buffer (every connection reads into one shared buffer,
 consumed before the next read), and a bounded write buffer (``pause_reading`` while
 the peer does not read, so an echo never grows without bound). On asyncio's own
 selector loops the server accepts on its listening sockets itself, without the task
-and future that ``loop.create_server`` spends on each connection; elsewhere (uvloop)
-it uses ``create_server`` (see :func:`can_accept_directly`).
+and future that ``loop.create_server`` spends on each connection, into a lean transport
+of its own (:class:`tlskit.transport.SocketTransport`); elsewhere (uvloop) it uses
+``create_server`` and the loop's transports (see :func:`can_accept_directly`).
 
 Events go to ``logging.getLogger(__name__)`` with their data in ``extra``: every
 record has ``event`` (``listening``, ``accepted``, ``handshake_ok``,
@@ -39,6 +40,7 @@ from dataclasses import asdict, dataclass
 from tlskit import diagnose, httpmode
 from tlskit.contexts import requested_server_name
 from tlskit.report import create_report, format_peer, peer_chain
+from tlskit.transport import SocketTransport
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,6 @@ READ_BUFFER = 256 * 1024  # shared by every connection; each read is consumed at
 # less CPU per echoed byte than 64 KiB, fewer trips through the loop; it costs memory once, not per connection)
 WRITE_HIGH = 64 * 1024  # stop reading from a peer whose unsent echo exceeds this
 WRITE_LOW = 16 * 1024
-_ASYNCIO_WRITE_LIMITS = (64 * 1024, 16 * 1024)  # what an asyncio transport starts with (high, high // 4)
 HTTP_HEAD_LIMIT = 16 * 1024
 FD_RESERVE = 64  # descriptors beyond the connections: listening sockets, the log, the key log, stdio
 TIMER_TICK = 0.1  # the timer wheel's resolution: timeouts fire up to this much late, never early
@@ -589,7 +590,7 @@ class Server:
         self._check_open_file_limit()
         socks = await self._bind()
         self._own_accept = can_accept_directly(loop)
-        self._set_write_limits = not self._own_accept or (WRITE_HIGH, WRITE_LOW) != _ASYNCIO_WRITE_LIMITS
+        self._set_write_limits = not self._own_accept  # our SocketTransports start with WRITE_HIGH/WRITE_LOW
         try:
             for sock in socks:
                 if self._own_accept:
@@ -608,16 +609,18 @@ class Server:
         self._log_listening()
 
     def _accept(self, sock: socket.socket) -> None:
-        """Accept what the listening socket holds, each into an asyncio transport of its own.
+        """Accept what the listening socket holds, each into a :class:`SocketTransport`.
 
         What ``loop.create_server`` does, without its task and future per connection
         (``_accept_connection2``: a task, a future and three more callbacks; about 40,000
-        fewer instructions per handshake under callgrind). Only on asyncio's selector loops
-        (see :func:`can_accept_directly`); elsewhere start() uses create_server.
+        fewer instructions per handshake under callgrind) and with a leaner transport than
+        asyncio's. Only on asyncio's selector loops (see :func:`can_accept_directly`);
+        elsewhere start() uses create_server.
         """
         if self._closing:  # readable in the same loop iteration as close()
             return
-        make_transport = self._loop._make_socket_transport  # type: ignore[attr-defined]
+        loop = self._loop
+        transport = SocketTransport
         # sock._accept() and a plain int family: socket.accept() turns family and type into
         # enums for every connection (four enum calls, a few µs).
         accept = getattr(sock, "_accept", None)
@@ -638,7 +641,8 @@ class Server:
                 raise  # the loop logs it and keeps calling us
             try:
                 conn.setblocking(False)
-                make_transport(conn, _Connection(self), extra={"peername": addr})
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                transport(loop, conn, _Connection(self), addr, high=WRITE_HIGH, low=WRITE_LOW)
             except BaseException:
                 conn.close()
                 raise
@@ -1062,13 +1066,12 @@ def raise_open_file_limit() -> tuple[int, int]:
 def can_accept_directly(loop: asyncio.AbstractEventLoop) -> bool:
     """Whether :class:`Server` may accept on its own listening sockets in ``loop``.
 
-    It needs asyncio's private ``_make_socket_transport`` of a selector loop (CPython 3.8
-    to 3.13 at least). uvloop, the Windows proactor and any loop without it get the public
-    ``loop.create_server`` path, with the same protocol code.
+    True for asyncio's own selector loops, on whose ``add_reader``/``add_writer`` our
+    :class:`~tlskit.transport.SocketTransport` runs (no private API needed). uvloop (whose C
+    transports beat any Python one), the Windows proactor (no ``add_reader``) and other
+    loops get ``loop.create_server``, with the same protocol code.
     """
-    return isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop) and callable(
-        getattr(loop, "_make_socket_transport", None)
-    )
+    return isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop)
 
 
 def is_wildcard_host(host: str | None) -> bool:
