@@ -274,6 +274,14 @@ def catalogue(cert: Path, key: Path, home: Path, ca: Path, log=print) -> list[Se
                modes=("hs", "hold", "echo")),
         Server("bare MemoryBIO", "python", lambda port, wd: [py, str(BENCH / "peers" / "bare_echo.py"), str(cert), str(key), str(port)],
                modes=("hs", "hold", "echo"), quick=("hs", "echo")),
+        # The floors of --workers 2: the same 40-line design in two SO_REUSEPORT processes, and the
+        # least Python per handshake (OpenSSL on the socket, no transport, no features), also two.
+        Server("bare MemoryBIO x2", "python",
+               lambda port, wd: [py, str(BENCH / "peers" / "bare_echo.py"), str(cert), str(key), str(port), "--processes", "2"],
+               modes=("hs",), quick=()),
+        Server("lean socket-BIO x2", "python",
+               lambda port, wd: [py, str(BENCH / "peers" / "lean_echo.py"), str(cert), str(key), str(port), "--processes", "2"],
+               modes=("hs",)),
     ]
     openssl, why = find_or_install("openssl", log)
     servers.append(Server(

@@ -1,12 +1,17 @@
 """The floor for a Python TLS server: ssl.SSLObject over two MemoryBIOs on a plain asyncio.Protocol.
 
 No logging, no timeouts, no limits: what tlskit's server costs above this is its features.
-usage: bare_echo.py CERT KEY PORT
+With ``--processes 2`` (SO_REUSEPORT, as ``tlskit serve --workers 2``) it is the floor of
+this design for ``--workers 2``.
+usage: bare_echo.py CERT KEY PORT [--processes N]
 """
 
 import asyncio
 import ssl
+import socket
 import sys
+
+import processes
 
 
 class Echo(asyncio.Protocol):
@@ -39,14 +44,18 @@ class Echo(asyncio.Protocol):
             self.transport.close()
 
 
-async def main(cert: str, key: str, port: int) -> None:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(cert, key)
+async def main(ctx: ssl.SSLContext, sock: socket.socket) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: Echo(ctx), "127.0.0.1", port, backlog=1024)
+    server = await loop.create_server(lambda: Echo(ctx), sock=sock, backlog=1024)
     async with server:
         await server.serve_forever()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    argv = sys.argv[1:]
+    n = processes.count(argv)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(argv[0], argv[1])
+    processes.fork(n)  # then each process binds a socket of its own
+    listener = socket.create_server(("127.0.0.1", int(argv[2])), backlog=1024, reuse_port=n > 1)
+    asyncio.run(main(context, listener))
