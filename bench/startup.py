@@ -56,8 +56,11 @@ def time_commands(commands: dict[str, str], *, runs: int, warmup: int, cwd: Path
 
 def _hyperfine(hyperfine, commands, *, runs, warmup, cwd, env, prepare) -> dict[str, dict]:
     out: dict[str, list[float]] = {name: [] for name in commands}
-    # hyperfine runs one command's runs back to back; to interleave, ask it for rounds of a few runs.
-    rounds = max(1, min(3, runs // 5))
+    # hyperfine runs one command's runs back to back; to interleave, ask it for rounds of three runs.
+    # Ten rounds of three, not three of ten: this machine's speed drifts over seconds by more than
+    # the targets' margins (tlskit --version / import click read 1.04 and 1.30 ten minutes apart
+    # with rounds of ten), and a drift then falls on every command alike.
+    rounds = max(1, runs // 3)
     per = max(2, runs // rounds)
     tool = "hyperfine"
     for r in range(rounds):
