@@ -4,9 +4,9 @@ No MemoryBIO and no asyncio transport or protocol: each accepted socket gets CPy
 TLS object (``SSLContext._wrap_socket``, what ``wrap_socket`` builds under its Python
 wrapper; OpenSSL reads and writes the descriptor and sends its own alerts), and
 ``loop.add_reader`` calls one function per readable event. No logging, no timeouts, no
-limits, no HTTP: the least Python per handshake we know how to write (2.90 M instructions
-per handshake under callgrind, against 2.80 M for nginx, 3.09 M for bare_echo.py and
-3.00 M for tlskit serve). With ``--processes 2`` it is the floor for
+limits, no HTTP: the least Python per handshake we know how to write (2.88 M instructions
+per handshake under callgrind, against 2.80 M for nginx, 3.06 M for bare_echo.py and
+2.97 M for tlskit serve). With ``--processes 2`` it is the floor for
 ``tlskit serve --workers 2``. It uses a private CPython method, which tlskit itself does not.
 usage: lean_echo.py CERT KEY PORT [--processes N]
 """
