@@ -7,7 +7,6 @@ real. Each behaviour is the one asyncio's own socket transport has, which the se
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 
 import pytest
@@ -85,6 +84,14 @@ def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 20))
 
 
+async def until(condition, seconds: float = 2.0) -> None:
+    """Let the loop run until ``condition()`` holds, for at most ``seconds``."""
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+
+
 def test_connection_made_at_once_and_reads_reach_the_protocol():
     async def main():
         transport, proto, client = await _pair()
@@ -93,10 +100,7 @@ def test_connection_made_at_once_and_reads_reach_the_protocol():
         assert transport.get_extra_info("sockname") == client.getpeername()
         assert transport.get_extra_info("nothing", 7) == 7
         client.sendall(b"hello")
-        for _ in range(100):
-            await asyncio.sleep(0.01)
-            if proto.data:
-                break
+        await until(lambda: proto.data)
         assert bytes(proto.data) == b"hello"
         transport.close()
         assert await proto.lost is None
@@ -123,10 +127,7 @@ def test_a_protocol_that_keeps_eof_open_can_still_write():
         transport, proto, client = await _pair()
         proto.keep_open_on_eof = True
         client.shutdown(socket.SHUT_WR)
-        for _ in range(100):
-            await asyncio.sleep(0.01)
-            if "eof" in proto.calls:
-                break
+        await until(lambda: "eof" in proto.calls)
         assert proto.calls == ["made", "eof"]
         assert not transport.is_reading()
         transport.write(b"after eof")
@@ -212,10 +213,7 @@ def test_pause_and_resume_reading():
         await asyncio.sleep(0.1)
         assert proto.data == b""
         transport.resume_reading()
-        for _ in range(100):
-            await asyncio.sleep(0.01)
-            if proto.data:
-                break
+        await until(lambda: proto.data)
         assert bytes(proto.data) == b"waiting"
         transport.close()
         await proto.lost
@@ -224,7 +222,7 @@ def test_pause_and_resume_reading():
     run(main())
 
 
-def test_an_exception_in_the_protocol_is_reported_and_closes(caplog):
+def test_an_exception_in_the_protocol_is_reported_and_closes():
     async def main():
         transport, proto, client = await _pair()
         errors = []

@@ -1067,8 +1067,8 @@ def can_accept_directly(loop: asyncio.AbstractEventLoop) -> bool:
     """Whether :class:`Server` may accept on its own listening sockets in ``loop``.
 
     True for asyncio's own selector loops, on whose ``add_reader``/``add_writer`` our
-    :class:`~tlskit.transport.SocketTransport` runs (no private API needed). uvloop (whose C
-    transports beat any Python one), the Windows proactor (no ``add_reader``) and other
+    :class:`~tlskit.transport.SocketTransport` runs (no private asyncio API needed). uvloop
+    (which has C transports of its own), the Windows proactor (no ``add_reader``) and other
     loops get ``loop.create_server``, with the same protocol code.
     """
     return isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop)
